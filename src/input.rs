@@ -1,0 +1,399 @@
+//! CSV input: find the address column, stream rows, keep the other columns.
+//!
+//! Rows are streamed and never collected: a run reads the file twice (once to
+//! learn the distinct addresses, once to write each row's result), so memory
+//! grows with the distinct-address set only. Standard input is spooled to a
+//! temporary file first so it can be read twice as well.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Header names recognised as the address column, case-insensitively.
+pub const ADDRESS_HEADERS: [&str; 6] = [
+    "email",
+    "sender",
+    "envelope_sender",
+    "from",
+    "return_path",
+    "address",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{name}: cannot read: {source}")]
+    Unreadable { name: String, source: io::Error },
+    #[error("{name}: line 1: the file is empty (expected a header row naming the address column, or rows with --no-header)")]
+    Empty { name: String },
+    #[error("{name}: line {line}: {message}")]
+    Column {
+        name: String,
+        line: u64,
+        message: String,
+    },
+    #[error("{name}: line {line}: {source}")]
+    Csv {
+        name: String,
+        line: u64,
+        source: csv::Error,
+    },
+}
+
+/// How to pick the address column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnChoice {
+    /// Look for one of [`ADDRESS_HEADERS`].
+    Auto,
+    /// A header name (case-insensitive).
+    Name(String),
+    /// A 1-based column number.
+    Index(usize),
+}
+
+impl ColumnChoice {
+    /// `--column` takes a name or a 1-based number.
+    pub fn parse(s: &str) -> ColumnChoice {
+        match s.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => ColumnChoice::Index(n),
+            _ => ColumnChoice::Name(s.trim().to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InputOptions {
+    pub column: ColumnChoice,
+    pub has_header: bool,
+    pub delimiter: u8,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        InputOptions {
+            column: ColumnChoice::Auto,
+            has_header: true,
+            delimiter: b',',
+        }
+    }
+}
+
+/// A CSV source that can be read more than once.
+#[derive(Debug)]
+pub struct Source {
+    /// The name used in messages (`-` becomes `<stdin>`).
+    pub name: String,
+    path: PathBuf,
+    /// Keeps a spooled stdin alive for the run.
+    _spool: Option<tempfile::TempPath>,
+}
+
+impl Source {
+    /// Open a path, or spool standard input when `path` is `-`.
+    pub fn open(path: &Path) -> Result<Source, InputError> {
+        if path == Path::new("-") {
+            return Source::from_reader("<stdin>", io::stdin().lock());
+        }
+        let name = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|source| InputError::Unreadable {
+            name: name.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            return Err(InputError::Unreadable {
+                name,
+                source: io::Error::other("is a directory"),
+            });
+        }
+        Ok(Source {
+            name,
+            path: path.to_path_buf(),
+            _spool: None,
+        })
+    }
+
+    /// Spool a reader (stdin, or a test's bytes) to a temporary file.
+    pub fn from_reader(name: &str, mut reader: impl Read) -> Result<Source, InputError> {
+        let unreadable = |source| InputError::Unreadable {
+            name: name.to_string(),
+            source,
+        };
+        let mut spool = tempfile::NamedTempFile::new().map_err(unreadable)?;
+        io::copy(&mut reader, spool.as_file_mut()).map_err(unreadable)?;
+        let spool = spool.into_temp_path();
+        Ok(Source {
+            name: name.to_string(),
+            path: spool.to_path_buf(),
+            _spool: Some(spool),
+        })
+    }
+
+    /// Start a pass over the rows.
+    pub fn rows(&self, opts: &InputOptions, with_extra: bool) -> Result<Rows, InputError> {
+        let file = File::open(&self.path).map_err(|source| InputError::Unreadable {
+            name: self.name.clone(),
+            source,
+        })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(opts.delimiter)
+            .buffer_capacity(1 << 16)
+            .from_reader(BufReader::with_capacity(1 << 16, file));
+        let mut first = csv::ByteRecord::new();
+        let got = reader
+            .read_byte_record(&mut first)
+            .map_err(|source| InputError::Csv {
+                name: self.name.clone(),
+                line: source.position().map_or(1, |p| p.line()),
+                source,
+            })?;
+        if !got {
+            return Err(InputError::Empty {
+                name: self.name.clone(),
+            });
+        }
+        let layout = Layout::new(&self.name, &first, opts)?;
+        let pending = if opts.has_header { None } else { Some(first) };
+        let after_first = reader.position().line();
+        Ok(Rows {
+            name: self.name.clone(),
+            reader,
+            layout,
+            pending,
+            with_extra,
+            record: csv::ByteRecord::new(),
+            next_expected_line: after_first,
+            blank_lines: Vec::new(),
+        })
+    }
+}
+
+/// The column layout learned from the first row.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// 0-based index of the address column.
+    pub address: usize,
+    /// The address column's header (or `columnN`).
+    pub address_name: String,
+    /// Names of all columns, header or `columnN`.
+    pub names: Vec<String>,
+}
+
+impl Layout {
+    fn new(name: &str, first: &csv::ByteRecord, opts: &InputOptions) -> Result<Layout, InputError> {
+        let width = first.len();
+        let names: Vec<String> = if opts.has_header {
+            first
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let h = String::from_utf8_lossy(h);
+                    let h = h.trim_start_matches('\u{feff}').trim();
+                    if h.is_empty() {
+                        format!("column{}", i + 1)
+                    } else {
+                        h.to_string()
+                    }
+                })
+                .collect()
+        } else {
+            (1..=width).map(|i| format!("column{i}")).collect()
+        };
+        let err = |message: String| InputError::Column {
+            name: name.to_string(),
+            line: 1,
+            message,
+        };
+        let address = match &opts.column {
+            ColumnChoice::Index(n) => {
+                if *n > width {
+                    return Err(err(format!(
+                        "--column {n} is out of range: the first row has {width} column(s)"
+                    )));
+                }
+                n - 1
+            }
+            ColumnChoice::Name(wanted) if opts.has_header => names
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(wanted))
+                .ok_or_else(|| {
+                    err(format!(
+                        "no column named '{wanted}' (header has: {}); pick one with --column NAME or a 1-based number",
+                        names.join(", ")
+                    ))
+                })?,
+            ColumnChoice::Name(wanted) => {
+                return Err(err(format!(
+                    "--column '{wanted}' names a header, but --no-header says there is none; give a 1-based column number"
+                )))
+            }
+            ColumnChoice::Auto if opts.has_header => ADDRESS_HEADERS
+                .iter()
+                .find_map(|want| names.iter().position(|h| h.eq_ignore_ascii_case(want)))
+                .ok_or_else(|| {
+                    err(format!(
+                        "no address column: looked for a header named {} (header has: {}); pick one with --column NAME|NUMBER, or use --no-header",
+                        ADDRESS_HEADERS.join(", "),
+                        names.join(", ")
+                    ))
+                })?,
+            ColumnChoice::Auto => 0,
+        };
+        Ok(Layout {
+            address,
+            address_name: names[address].clone(),
+            names,
+        })
+    }
+}
+
+/// Why a row's address cell could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CellProblem {
+    /// The row is shorter than the address column.
+    Missing {
+        fields: usize,
+        column: String,
+        index: usize,
+    },
+    /// The cell is not valid UTF-8.
+    InvalidUtf8 { valid_up_to: usize },
+}
+
+impl std::fmt::Display for CellProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CellProblem::Missing { fields, column, index } => write!(
+                f,
+                "row has {fields} field(s); the address column '{column}' is field {}",
+                index + 1
+            ),
+            CellProblem::InvalidUtf8 { valid_up_to } => write!(
+                f,
+                "the address cell is not valid UTF-8 (bad byte at offset {valid_up_to}); save the file as UTF-8"
+            ),
+        }
+    }
+}
+
+/// One data row.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// 1-based line where the row starts.
+    pub line: u64,
+    /// The address cell, or why it cannot be read.
+    pub cell: Result<String, CellProblem>,
+    /// The raw cell text (lossy), for reports, even when `cell` is an error.
+    pub raw: String,
+    /// The other columns (`with_extra` only), as `(header, value)`.
+    pub extra: Vec<(String, String)>,
+}
+
+/// A pass over the data rows.
+pub struct Rows {
+    name: String,
+    reader: csv::Reader<BufReader<File>>,
+    layout: Layout,
+    pending: Option<csv::ByteRecord>,
+    with_extra: bool,
+    record: csv::ByteRecord,
+    next_expected_line: u64,
+    blank_lines: Vec<u64>,
+}
+
+impl Rows {
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Blank lines skipped so far (the CSV reader ignores them); reported as notes.
+    pub fn take_blank_lines(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.blank_lines)
+    }
+
+    fn row_from(&self, record: &csv::ByteRecord, line: u64) -> Row {
+        let idx = self.layout.address;
+        let (cell, raw) = match record.get(idx) {
+            None => (
+                Err(CellProblem::Missing {
+                    fields: record.len(),
+                    column: self.layout.address_name.clone(),
+                    index: idx,
+                }),
+                String::new(),
+            ),
+            Some(bytes) => {
+                let bytes = if line == 1 { strip_bom(bytes) } else { bytes };
+                match std::str::from_utf8(bytes) {
+                    Ok(s) => (Ok(s.to_string()), s.to_string()),
+                    Err(e) => (
+                        Err(CellProblem::InvalidUtf8 {
+                            valid_up_to: e.valid_up_to(),
+                        }),
+                        String::from_utf8_lossy(bytes).into_owned(),
+                    ),
+                }
+            }
+        };
+        let extra = if self.with_extra {
+            record
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != idx)
+                .map(|(i, v)| {
+                    let key = self
+                        .layout
+                        .names
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| format!("column{}", i + 1));
+                    (key, String::from_utf8_lossy(v).into_owned())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Row {
+            line,
+            cell,
+            raw,
+            extra,
+        }
+    }
+}
+
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+impl Iterator for Rows {
+    type Item = Result<Row, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(first) = self.pending.take() {
+            return Some(Ok(self.row_from(&first, 1)));
+        }
+        let mut record = std::mem::take(&mut self.record);
+        let result = match self.reader.read_byte_record(&mut record) {
+            Ok(false) => None,
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| p.line());
+                for blank in self.next_expected_line..line {
+                    self.blank_lines.push(blank);
+                }
+                self.next_expected_line = self.reader.position().line();
+                Some(Ok(self.row_from(&record, line)))
+            }
+            Err(source) => {
+                let line = source.position().map_or(0, |p| p.line());
+                Some(Err(InputError::Csv {
+                    name: self.name.clone(),
+                    line,
+                    source,
+                }))
+            }
+        };
+        self.record = record;
+        result
+    }
+}

@@ -1,0 +1,11 @@
+//! sendercheck: audit envelope-senders the way receiving mail servers verify them.
+//!
+//! The pipeline (see DESIGN.md) runs one way: input → address → dns → plan →
+//! callout → verdict → report/fix. Each stage owns its types and hands the next
+//! one plain data. The library never prints and never exits.
+
+pub mod address;
+pub mod input;
+pub mod record;
+pub mod report;
+pub mod verdict;

@@ -1,0 +1,195 @@
+//! The per-row result every report formats: plain data, decided upstream.
+
+use crate::verdict::{Class, Decision, Flag, Verdict};
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// Where in the SMTP dialogue the deciding reply came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    Connect,
+    Greeting,
+    Helo,
+    MailFrom,
+    RcptTo,
+}
+
+impl Stage {
+    pub fn code(self) -> &'static str {
+        match self {
+            Stage::Connect => "connect",
+            Stage::Greeting => "greeting",
+            Stage::Helo => "helo",
+            Stage::MailFrom => "mail-from",
+            Stage::RcptTo => "rcpt-to",
+        }
+    }
+}
+
+/// The server reply that decided a verdict, and who said it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub mx_host: String,
+    pub ip: String,
+    pub stage: Stage,
+    /// The reply lines as the server sent them (code included).
+    pub reply: Vec<String>,
+}
+
+/// One input row's result. Every input line gets exactly one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SenderRecord {
+    /// 1-based line of the row in the input file.
+    pub line: u64,
+    /// The cell exactly as read (before trimming or stripping).
+    pub input: String,
+    /// Normalised mailbox (`local@a-label-domain`), when the cell parsed.
+    pub address: Option<String>,
+    pub domain: Option<String>,
+    pub verdict: Verdict,
+    /// Always `verdict.class()`; stored so serialised reports carry it.
+    pub class: Class,
+    pub reason: String,
+    pub flags: Vec<Flag>,
+    /// Passed-through columns, in input order.
+    #[serde(serialize_with = "ordered_map")]
+    pub extra: Vec<(String, String)>,
+    /// The MX hosts of the route used, in the order they would be tried.
+    pub mx_hosts: Vec<String>,
+    /// What a stock Exim `verify = sender/callout` would decide.
+    pub exim: Option<Decision>,
+    /// What a stock Postfix `reject_unverified_sender` would decide.
+    pub postfix: Option<Decision>,
+    pub evidence: Option<Evidence>,
+    /// The SMTP commands and replies of the session, for this sender.
+    pub transcript: Vec<String>,
+    /// One-line remediation, for failing verdicts.
+    pub fix: Option<String>,
+}
+
+impl SenderRecord {
+    /// A record with only the fields every row has.
+    pub fn new(
+        line: u64,
+        input: impl Into<String>,
+        verdict: Verdict,
+        reason: impl Into<String>,
+    ) -> Self {
+        SenderRecord {
+            line,
+            input: input.into(),
+            address: None,
+            domain: None,
+            verdict,
+            class: verdict.class(),
+            reason: reason.into(),
+            flags: Vec::new(),
+            extra: Vec::new(),
+            mx_hosts: Vec::new(),
+            exim: None,
+            postfix: None,
+            evidence: None,
+            transcript: Vec::new(),
+            fix: None,
+        }
+    }
+
+    /// Change the verdict, keeping `class` in step.
+    pub fn set_verdict(&mut self, verdict: Verdict) {
+        self.verdict = verdict;
+        self.class = verdict.class();
+    }
+}
+
+fn ordered_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// Counts by verdict and by class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub total: u64,
+    pub by_class: BTreeMap<Class, u64>,
+    pub by_verdict: BTreeMap<Verdict, u64>,
+}
+
+impl Summary {
+    pub fn add(&mut self, verdict: Verdict, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.total += n;
+        *self.by_verdict.entry(verdict).or_default() += n;
+        *self.by_class.entry(verdict.class()).or_default() += n;
+    }
+
+    pub fn count(&self, verdict: Verdict) -> u64 {
+        self.by_verdict.get(&verdict).copied().unwrap_or(0)
+    }
+
+    pub fn class_count(&self, class: Class) -> u64 {
+        self.by_class.get(&class).copied().unwrap_or(0)
+    }
+}
+
+/// Figures about the run, for `stats` in JSON and the text footer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Data rows read (one result each).
+    pub rows: u64,
+    pub distinct_addresses: u64,
+    pub distinct_domains: u64,
+    /// Blank lines the reader skipped.
+    pub blank_lines: u64,
+    pub duration_ms: u64,
+    /// DNS queries sent, by record type (`MX`, `A`, `AAAA`).
+    pub dns_queries: BTreeMap<String, u64>,
+    pub mx_groups: u64,
+    pub connections: u64,
+    pub transactions: u64,
+    pub rcpt_commands: u64,
+    /// SMTP sessions opened, by MX host name.
+    pub smtp_sessions_by_host: BTreeMap<String, u64>,
+}
+
+/// One MX group of the plan, as shown by `--stop-after dns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupLine {
+    /// The MX hosts, in the order they would be tried.
+    pub mx_hosts: Vec<String>,
+    pub domains: Vec<String>,
+    pub senders: u64,
+    /// Whether this group is in this run's shard.
+    pub in_shard: bool,
+}
+
+/// What the run was, for report headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunMeta {
+    pub tool: String,
+    pub version: String,
+    /// The input's name as given (`<stdin>` for `-`).
+    pub input: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    /// False when the run was interrupted or stopped early by `--stop-after`.
+    pub complete: bool,
+    /// `syntax` or `dns` when the run stopped early.
+    pub stop_after: Option<String>,
+}
+
+/// Everything a report needs besides the rows, known before the first row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportContext {
+    pub meta: RunMeta,
+    pub summary: Summary,
+    pub stats: Stats,
+    pub groups: Vec<GroupLine>,
+}
