@@ -6,7 +6,9 @@
 
 pub mod address;
 pub mod dns;
+pub mod evidence;
 pub mod input;
+pub mod plan;
 pub mod record;
 pub mod report;
 pub mod verdict;

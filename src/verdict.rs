@@ -189,3 +189,456 @@ impl Decision {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// The decision table: evidence → verdict. Pure; one branch per row of
+// research/callout-semantics.md §7 (row numbers in comments).
+// ---------------------------------------------------------------------------
+
+use crate::evidence::{Attempt, ReplyFacts, SenderEvidence};
+use crate::record::Stage;
+
+/// A decided verdict with its explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub flags: Vec<Flag>,
+    pub exim: Option<Decision>,
+    pub postfix: Option<Decision>,
+    /// The attempt whose reply decided, for the report's evidence.
+    pub deciding: Option<Attempt>,
+}
+
+/// Words that show a refusal is about the prober (its IP, name, reputation),
+/// not about the sender address. Free text may only move a verdict towards
+/// unknown, never towards fail.
+const PROBER_SIGNALS: &[&str] = &[
+    "blocked using",
+    "blocklist",
+    "block list",
+    "blacklist",
+    "black list",
+    "denylist",
+    "spamhaus",
+    "barracuda",
+    "spamcop",
+    "sorbs",
+    "client host",
+    "your ip",
+    "your host",
+    "your address",
+    "reverse dns",
+    "reverse lookup",
+    "rdns",
+    "ptr record",
+    "no ptr",
+    "helo command rejected",
+    "helo name",
+    "open resolver",
+    "rate limit",
+    "ratelimit",
+    "too many bad recipients",
+    "too many connections",
+    "reputation",
+    "s3140",
+    "s3150",
+    "dynamic ip",
+    "residential",
+    "pbl",
+    "listed",
+];
+
+fn about_prober(reply: &ReplyFacts, tokens: &[String]) -> bool {
+    let text = reply.lower_text();
+    PROBER_SIGNALS.iter().any(|s| text.contains(s))
+        || tokens
+            .iter()
+            .filter(|t| !t.is_empty())
+            .any(|t| text.contains(&t.to_lowercase()))
+}
+
+fn relay_denied(reply: &ReplyFacts) -> bool {
+    let text = reply.lower_text();
+    text.contains("relay") || text.contains("not permitted to relay") || reply.enhanced_is(1, 2)
+}
+
+/// A refusal at RCPT that concerns the (null) sender rather than the mailbox:
+/// Postfix with `smtpd_delay_reject` reports MAIL restrictions at RCPT.
+fn about_null_sender(reply: &ReplyFacts) -> bool {
+    let text = reply.lower_text();
+    reply.enhanced_is(1, 7)
+        || reply.enhanced_is(1, 8)
+        || text.contains("sender address rejected")
+        || text.contains("null sender")
+        || text.contains("<>")
+        || text.contains("bounce")
+}
+
+fn user_unknown(reply: &ReplyFacts) -> bool {
+    let text = reply.lower_text();
+    matches!(
+        reply.enhanced,
+        Some((5, 1, 0 | 1 | 3 | 6)) | Some((5, 2, 1))
+    ) || [
+        "user unknown",
+        "unknown user",
+        "no such user",
+        "does not exist",
+        "unrouteable address",
+        "mailbox unavailable",
+        "recipient not found",
+        "no mailbox",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
+}
+
+/// Reply text without the addresses in it, to compare two refusals.
+fn shape(reply: &ReplyFacts) -> String {
+    reply
+        .lower_text()
+        .split_whitespace()
+        .filter(|w| !w.contains('@'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn first_line(reply: &ReplyFacts) -> String {
+    reply.lines.join(" ")
+}
+
+/// Walk attempts as a receiver model does: the first deciding one wins.
+fn model_decision(
+    attempts: &[Attempt],
+    decides: fn(&Attempt) -> bool,
+) -> (Decision, Option<&Attempt>) {
+    match attempts.iter().find(|a| decides(a)) {
+        Some(a) => {
+            let positive = a.reply().is_some_and(|r| r.is_positive());
+            (
+                if positive {
+                    Decision::Pass
+                } else {
+                    Decision::Fail
+                },
+                Some(a),
+            )
+        }
+        None => (Decision::Defer, None),
+    }
+}
+
+/// What a stock Postfix `reject_unverified_sender` would decide. It probes
+/// with `double-bounce@`, so a refusal of the null sender does not matter:
+/// use the non-null tries where we have them.
+fn postfix_decision(ev: &SenderEvidence, null_refused: bool) -> Option<Decision> {
+    let attempts = match (&ev.probe_sender, null_refused) {
+        (Some(tries), _) => tries,
+        (None, true) => return None,
+        (None, false) => &ev.null_sender,
+    };
+    Some(model_decision(attempts, Attempt::decides_for_postfix).0)
+}
+
+/// Decide one sender from what its callout observed.
+pub fn decide(ev: &SenderEvidence) -> Decided {
+    let (exim, exim_deciding) = model_decision(&ev.null_sender, Attempt::decides_for_exim);
+    let mut flags = Vec::new();
+    let out = |verdict: Verdict,
+               reason: String,
+               postfix: Option<Decision>,
+               deciding: Option<&Attempt>,
+               flags: Vec<Flag>| Decided {
+        verdict,
+        reason,
+        flags,
+        exim: Some(exim),
+        postfix,
+        deciding: deciding.cloned(),
+    };
+
+    let Some(att) = exim_deciding else {
+        // No MX gave a definitive answer: rows 8, 9, 12, 15, 22, 24.
+        let last = ev.null_sender.last();
+        let postfix = postfix_decision(ev, false);
+        let all_connect_failures =
+            !ev.null_sender.is_empty() && ev.null_sender.iter().all(|a| a.stage == Stage::Connect);
+        if ev.null_sender.is_empty() {
+            return out(
+                Verdict::Unreachable,
+                "no MX address could be tried".to_string(),
+                postfix,
+                None,
+                flags,
+            );
+        }
+        if all_connect_failures {
+            if ev.egress_blocked {
+                return out(
+                    Verdict::ProbeBlocked,
+                    "no MX host of any domain accepted a connection: outbound port 25 looks blocked where sendercheck runs".to_string(),
+                    postfix,
+                    last,
+                    flags,
+                );
+            }
+            let tried: Vec<String> = ev.null_sender.iter().map(Attempt::describe).collect();
+            return out(
+                Verdict::Unreachable,
+                format!(
+                    "no MX host accepted a connection ({}); Exim would defer",
+                    tried.join("; ")
+                ),
+                postfix,
+                last,
+                flags,
+            );
+        }
+        let what = last.map(Attempt::describe).unwrap_or_default();
+        let retried = if ev.reprobed_after_tempfail {
+            " (also after waiting and re-probing)"
+        } else {
+            ""
+        };
+        return out(
+            Verdict::Tempfail,
+            format!("only temporary answers from every MX{retried}: {what}; Exim would defer"),
+            postfix,
+            last,
+            flags,
+        );
+    };
+
+    let reply = att.reply().expect("deciding attempts carry a reply");
+    let said = first_line(reply);
+    match att.stage {
+        // Rows 10 and 11: 5xx greeting or HELO.
+        Stage::Greeting | Stage::Helo => {
+            let postfix = postfix_decision(ev, false);
+            if about_prober(reply, &ev.prober_tokens) {
+                out(
+                    Verdict::ProbeBlocked,
+                    format!("{} refused our connection for reasons about the prober, not the sender: {said}", att.host),
+                    postfix,
+                    Some(att),
+                    flags,
+                )
+            } else {
+                out(
+                    Verdict::Unreceivable,
+                    format!("{} refuses SMTP at {}: {said}", att.host, att.stage.code()),
+                    postfix,
+                    Some(att),
+                    flags,
+                )
+            }
+        }
+        // Rows 13 and 14: MAIL FROM:<> refused.
+        Stage::MailFrom => {
+            if about_prober(reply, &ev.prober_tokens) {
+                let postfix = postfix_decision(ev, true);
+                return out(
+                    Verdict::ProbeBlocked,
+                    format!(
+                        "{} refused MAIL FROM:<> with a reason about the prober: {said}",
+                        att.host
+                    ),
+                    postfix,
+                    Some(att),
+                    flags,
+                );
+            }
+            null_sender_refused(ev, att, &said, &mut flags, exim)
+        }
+        Stage::RcptTo if reply.is_positive() => {
+            // Rows 16, 17, 25.
+            flags.extend(domain_flags(ev));
+            if ev.reprobed_after_tempfail {
+                flags.push(Flag::Greylisted);
+            }
+            let mut reason = format!("{} accepted RCPT TO with the null sender: {said}", att.host);
+            if flags.contains(&Flag::CatchAll) {
+                reason.push_str(
+                    " (the domain accepts any local part, so the mailbox itself was not verified)",
+                );
+            }
+            if flags.contains(&Flag::NoPostmaster) {
+                reason.push_str("; postmaster@ is refused (RFC 5321 §4.5.1 requires it)");
+            }
+            let postfix = postfix_decision(ev, false);
+            out(Verdict::Receivable, reason, postfix, Some(att), flags)
+        }
+        Stage::RcptTo => {
+            // Rows 18–21: RCPT refused with 5xx.
+            if about_prober(reply, &ev.prober_tokens) {
+                let postfix = postfix_decision(ev, false);
+                return out(
+                    Verdict::ProbeBlocked,
+                    format!(
+                        "{} refused RCPT for reasons about the prober: {said}",
+                        att.host
+                    ),
+                    postfix,
+                    Some(att),
+                    flags,
+                );
+            }
+            if about_null_sender(reply) && !user_unknown(reply) {
+                return null_sender_refused(ev, att, &said, &mut flags, exim);
+            }
+            let postfix = postfix_decision(ev, false);
+            if relay_denied(reply) {
+                return out(
+                    Verdict::Unreceivable,
+                    format!(
+                        "{} does not accept mail for this domain (relay denied): {said}",
+                        att.host
+                    ),
+                    postfix,
+                    Some(att),
+                    flags,
+                );
+            }
+            // Row 20: the postmaster control refused the same way → about us.
+            if !user_unknown(reply) {
+                if let Some(pm) = &ev.domain.postmaster {
+                    if pm.is_permanent() && pm.code == reply.code && shape(pm) == shape(reply) {
+                        return out(
+                            Verdict::ProbeBlocked,
+                            format!(
+                                "{} refuses postmaster@ with the same answer, so the refusal is not about this sender: {said}",
+                                att.host
+                            ),
+                            postfix,
+                            Some(att),
+                            flags,
+                        );
+                    }
+                }
+            }
+            flags.extend(
+                domain_flags(ev)
+                    .into_iter()
+                    .filter(|f| *f == Flag::NoPostmaster),
+            );
+            out(
+                Verdict::Unreceivable,
+                format!("{} refused the address: {said}", att.host),
+                postfix,
+                Some(att),
+                flags,
+            )
+        }
+        Stage::Connect => unreachable!("a connect stage never decides"),
+    }
+}
+
+/// Rows 13/14 (and a null sender refused at RCPT): decide with the probe
+/// sender's tries when we have them.
+fn null_sender_refused(
+    ev: &SenderEvidence,
+    att: &Attempt,
+    said: &str,
+    flags: &mut Vec<Flag>,
+    exim: Decision,
+) -> Decided {
+    let postfix = postfix_decision(ev, true);
+    let base = format!(
+        "{} refuses the null sender MAIL FROM:<> that Exim sender callouts use (RFC 5321 §4.5.5 requires accepting it): {said}",
+        att.host
+    );
+    let Some(tries) = &ev.probe_sender else {
+        let reason = if ev.probe_sender_configured {
+            format!("{base}; the probe-sender retry gave no answer, so the mailbox itself was not checked")
+        } else {
+            format!("{base}; the mailbox itself was not checked (set --probe-sender to check it)")
+        };
+        return Decided {
+            verdict: Verdict::NullSenderRejected,
+            reason,
+            flags: flags.clone(),
+            exim: Some(exim),
+            postfix,
+            deciding: Some(att.clone()),
+        };
+    };
+    let deciding = tries.iter().find(|a| a.decides_for_postfix());
+    let verdict_and_note = match deciding {
+        Some(a) if a.stage == Stage::RcptTo => {
+            let r = a.reply().expect("deciding attempts carry a reply");
+            let mailbox = if r.is_positive() {
+                "accepted"
+            } else {
+                "refused"
+            };
+            (
+                Verdict::NullSenderRejected,
+                format!(
+                    "{base}; with a non-null sender the mailbox was {mailbox}: {}",
+                    first_line(r)
+                ),
+            )
+        }
+        Some(a) => {
+            let r = a.reply().expect("deciding attempts carry a reply");
+            if about_prober(r, &ev.prober_tokens) {
+                (
+                    Verdict::ProbeBlocked,
+                    format!(
+                        "{} refused both the null sender and our probe sender, for reasons about the prober: {}",
+                        a.host,
+                        first_line(r)
+                    ),
+                )
+            } else {
+                (
+                    Verdict::NullSenderRejected,
+                    format!(
+                        "{base}; the probe sender was refused too: {}",
+                        first_line(r)
+                    ),
+                )
+            }
+        }
+        None => (
+            Verdict::NullSenderRejected,
+            format!("{base}; the probe-sender retry got only temporary answers"),
+        ),
+    };
+    if verdict_and_note.0 == Verdict::NullSenderRejected {
+        if let Some(r) = deciding.and_then(|a| a.reply()) {
+            if r.is_positive() {
+                flags.extend(
+                    domain_flags(ev)
+                        .into_iter()
+                        .filter(|f| *f == Flag::CatchAll),
+                );
+            }
+        }
+    }
+    Decided {
+        verdict: verdict_and_note.0,
+        reason: verdict_and_note.1,
+        flags: flags.clone(),
+        exim: Some(exim),
+        postfix,
+        deciding: Some(att.clone()),
+    }
+}
+
+fn domain_flags(ev: &SenderEvidence) -> Vec<Flag> {
+    let mut flags = Vec::new();
+    if ev.domain.random.as_ref().is_some_and(|r| r.is_positive()) {
+        flags.push(Flag::CatchAll);
+    }
+    if ev
+        .domain
+        .postmaster
+        .as_ref()
+        .is_some_and(|r| r.is_permanent())
+    {
+        flags.push(Flag::NoPostmaster);
+    }
+    flags
+}
