@@ -5,6 +5,8 @@
 //! one plain data. The library never prints and never exits.
 
 pub mod address;
+pub mod audit;
+pub mod callout;
 pub mod dns;
 pub mod evidence;
 pub mod input;

@@ -1,0 +1,473 @@
+//! The pipeline wired stage to stage: input → address → dns → plan →
+//! callout → verdict → reports.
+//!
+//! The input is read twice: pass one learns the distinct addresses (memory
+//! grows with those only), the stages decide one outcome per distinct address,
+//! and pass two streams one result per input row to every report.
+
+use crate::address::{self, Domain, Mailbox};
+use crate::callout::{self, CalloutOptions};
+use crate::dns::{DnsOptions, DnsSetupError, Resolver, Route, RouteOutcome};
+use crate::evidence::SenderEvidence;
+use crate::input::{InputError, InputOptions, Source};
+use crate::plan::{self, Group, Shard};
+use crate::record::{
+    Evidence, GroupLine, ReportContext, RunMeta, SenderRecord, Stats, Summary,
+};
+use crate::report::{ReportError, ReportWriter};
+use crate::verdict::{decide, Decision, Flag, Verdict};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where the run stops early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAfter {
+    Syntax,
+    Dns,
+}
+
+impl StopAfter {
+    pub fn code(self) -> &'static str {
+        match self {
+            StopAfter::Syntax => "syntax",
+            StopAfter::Dns => "dns",
+        }
+    }
+}
+
+/// Everything a run needs besides the input and the report sinks.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    pub input: InputOptions,
+    pub stop_after: Option<StopAfter>,
+    pub dns: DnsOptions,
+    pub callout: CalloutOptions,
+    pub shard: Option<Shard>,
+    /// Domains (A-labels, lower case) reported as `skipped`.
+    pub exclude_domains: HashSet<String>,
+    /// Addresses (normalised) reported as `skipped`.
+    pub exclude_addresses: HashSet<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Dns(#[from] DnsSetupError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// Hooks the binary uses to show progress; the library never prints.
+pub trait Observer: Sync {
+    fn stage(&self, _name: &str, _total: u64) {}
+    fn progress(&self, _done: u64, _current: &str) {}
+    /// A non-fatal note about the input (blank lines, a bad row).
+    fn note(&self, _message: &str) {}
+}
+
+/// Observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// What the caller learns at the end.
+#[derive(Debug, Clone)]
+pub struct AuditOutcome {
+    pub context: ReportContext,
+}
+
+/// The decided outcome of one distinct address (shared by its rows).
+#[derive(Debug, Clone)]
+struct Outcome {
+    verdict: Verdict,
+    reason: String,
+    flags: Vec<Flag>,
+    mx_hosts: Vec<String>,
+    exim: Option<Decision>,
+    postfix: Option<Decision>,
+    evidence: Option<Evidence>,
+    transcript: Vec<String>,
+}
+
+impl Outcome {
+    fn simple(verdict: Verdict, reason: impl Into<String>) -> Outcome {
+        Outcome {
+            verdict,
+            reason: reason.into(),
+            flags: Vec::new(),
+            mx_hosts: Vec::new(),
+            exim: None,
+            postfix: None,
+            evidence: None,
+            transcript: Vec::new(),
+        }
+    }
+}
+
+/// The distinct addresses of the input, with how many rows each has.
+#[derive(Default)]
+struct AddressBook {
+    ids: HashMap<String, usize>,
+    mailboxes: Vec<Mailbox>,
+    rows: Vec<u32>,
+}
+
+impl AddressBook {
+    fn intern(&mut self, mailbox: Mailbox) -> usize {
+        let key = mailbox.normalized();
+        if let Some(&id) = self.ids.get(&key) {
+            self.rows[id] += 1;
+            return id;
+        }
+        let id = self.mailboxes.len();
+        self.ids.insert(key, id);
+        self.mailboxes.push(mailbox);
+        self.rows.push(1);
+        id
+    }
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Run the whole pipeline. `open_reports` is called once the context (summary
+/// and stats) is known and returns the writers that receive the rows.
+pub fn audit(
+    source: &Source,
+    opts: &AuditOptions,
+    observer: &dyn Observer,
+    open_reports: &mut dyn FnMut(&ReportContext) -> Result<Vec<Box<dyn ReportWriter>>, ReportError>,
+) -> Result<AuditOutcome, AuditError> {
+    let started = Instant::now();
+    let started_at = now_rfc3339();
+    let mut stats = Stats::default();
+    let mut summary = Summary::default();
+
+    // Pass one: learn the distinct addresses.
+    observer.stage("reading", 0);
+    let mut book = AddressBook::default();
+    let mut rows = source.rows(&opts.input, false)?;
+    for row in rows.by_ref() {
+        let row = row?;
+        stats.rows += 1;
+        let parsed = match &row.cell {
+            Ok(cell) => address::parse_cell(cell).ok(),
+            Err(_) => None,
+        };
+        match parsed {
+            Some(p) => {
+                book.intern(p.mailbox);
+            }
+            None => summary.add(Verdict::InvalidAddress, 1),
+        }
+    }
+    let blank = rows.take_blank_lines();
+    stats.blank_lines = blank.len() as u64;
+    if !blank.is_empty() {
+        let shown: Vec<String> = blank.iter().take(10).map(|l| l.to_string()).collect();
+        observer.note(&format!(
+            "{}: skipped {} blank line(s) (line {}{})",
+            source.name,
+            blank.len(),
+            shown.join(", "),
+            if blank.len() > 10 { ", …" } else { "" }
+        ));
+    }
+    stats.distinct_addresses = book.mailboxes.len() as u64;
+
+    // Decide one outcome per distinct address.
+    let n = book.mailboxes.len();
+    let mut outcomes: Vec<Option<Arc<Outcome>>> = vec![None; n];
+    let mut by_domain: HashMap<String, Vec<usize>> = HashMap::new();
+    let literal = Arc::new(Outcome {
+        flags: vec![Flag::AddressLiteral],
+        exim: Some(Decision::Fail),
+        postfix: Some(Decision::Fail),
+        ..Outcome::simple(
+            Verdict::NoMailHost,
+            "the domain is an address literal: there is no MX to ask, and receivers with a stock configuration cannot route it (Exim: \"Unrouteable address\"); send from a domain name",
+        )
+    });
+    let excluded_addr = Arc::new(Outcome::simple(Verdict::Skipped, "excluded by --exclude-address"));
+    let excluded_domain = Arc::new(Outcome::simple(Verdict::Skipped, "excluded by --exclude-domain"));
+    for (id, mb) in book.mailboxes.iter().enumerate() {
+        if opts.exclude_addresses.contains(&mb.normalized().to_lowercase()) {
+            outcomes[id] = Some(excluded_addr.clone());
+            continue;
+        }
+        match mb.domain() {
+            Domain::Literal(_) => outcomes[id] = Some(literal.clone()),
+            Domain::Name(d) if opts.exclude_domains.contains(d) => {
+                outcomes[id] = Some(excluded_domain.clone())
+            }
+            Domain::Name(d) => by_domain.entry(d.clone()).or_default().push(id),
+        }
+    }
+    stats.distinct_domains = by_domain.len() as u64;
+    let mut groups: Vec<Group> = Vec::new();
+
+    if opts.stop_after == Some(StopAfter::Syntax) {
+        let skipped = Arc::new(Outcome::simple(Verdict::Skipped, "not checked (--stop-after syntax)"));
+        for ids in by_domain.values() {
+            for &id in ids {
+                outcomes[id] = Some(skipped.clone());
+            }
+        }
+    } else {
+        observer.stage("dns", by_domain.len() as u64);
+        let resolver = Resolver::new(opts.dns.clone())?;
+        let mut domains: Vec<String> = by_domain.keys().cloned().collect();
+        domains.sort();
+        let routes = resolver.routes(&domains);
+        stats.dns_queries = resolver.query_counts();
+        let mut routed = Vec::new();
+        let mut route_of: HashMap<String, Route> = HashMap::new();
+        for domain in &domains {
+            let route = routes.get(domain).cloned().expect("every domain is routed");
+            let ids = &by_domain[domain];
+            if let Some(decided) = route_outcome(&route) {
+                let shared = Arc::new(decided);
+                for &id in ids {
+                    outcomes[id] = Some(shared.clone());
+                }
+            } else {
+                routed.push((domain.clone(), route.hosts().to_vec(), ids.clone()));
+            }
+            route_of.insert(domain.clone(), route);
+        }
+        groups = plan::build(routed, opts.shard);
+        stats.mx_groups = groups.len() as u64;
+        let not_in_shard = Arc::new(Outcome::simple(Verdict::Skipped, "not in this shard (--shard)"));
+        let not_probed = Arc::new(Outcome::simple(Verdict::Skipped, "not probed (--stop-after dns)"));
+        for g in &groups {
+            for d in &g.domains {
+                let mut shared = if !g.in_shard {
+                    not_in_shard.clone()
+                } else {
+                    not_probed.clone()
+                };
+                if let Some(route) = route_of.get(&d.domain) {
+                    // Still show the route for skipped senders.
+                    let mut o = (*shared).clone();
+                    o.mx_hosts = route.mx_names.clone();
+                    o.flags = route.flags.clone();
+                    shared = Arc::new(o);
+                }
+                for &id in &d.senders {
+                    outcomes[id] = Some(shared.clone());
+                }
+            }
+        }
+        if opts.stop_after != Some(StopAfter::Dns) {
+            let total: u64 = groups.iter().filter(|g| g.in_shard).map(|g| g.sender_count() as u64).sum();
+            observer.stage("callouts", total);
+            let tokens = prober_tokens(&opts.callout);
+            let progress = |done: u64, host: &str| observer.progress(done, host);
+            let mailboxes = |id: usize| book.mailboxes[id].clone();
+            let out = callout::run(&groups, &mailboxes, &opts.callout, tokens, &progress);
+            stats.connections = out.stats.connections;
+            stats.transactions = out.stats.transactions;
+            stats.rcpt_commands = out.stats.rcpt_commands;
+            stats.smtp_sessions_by_host = out.stats.sessions_by_host;
+            for (id, result) in out.results {
+                let domain = match book.mailboxes[id].domain() {
+                    Domain::Name(d) => d.clone(),
+                    Domain::Literal(_) => continue,
+                };
+                let route = &route_of[&domain];
+                outcomes[id] = Some(Arc::new(callout_outcome(route, result.evidence, result.transcript)));
+            }
+        }
+    }
+
+    for (id, o) in outcomes.iter().enumerate() {
+        let verdict = o.as_ref().map_or(Verdict::Skipped, |o| o.verdict);
+        summary.add(verdict, u64::from(book.rows[id]));
+    }
+    stats.duration_ms = started.elapsed().as_millis() as u64;
+    let context = ReportContext {
+        meta: RunMeta {
+            tool: "sendercheck".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            input: source.name.clone(),
+            started_at,
+            finished_at: now_rfc3339(),
+            complete: opts.stop_after.is_none(),
+            stop_after: opts.stop_after.map(|s| s.code().to_string()),
+        },
+        summary,
+        stats,
+        groups: groups
+            .iter()
+            .map(|g| GroupLine {
+                mx_hosts: g.hosts.iter().map(|h| h.name.clone()).collect(),
+                domains: g.domains.iter().map(|d| d.domain.clone()).collect(),
+                senders: g.sender_count() as u64,
+                in_shard: g.in_shard,
+            })
+            .collect(),
+    };
+
+    // Pass two: one result per row, streamed to every report.
+    let mut writers = open_reports(&context)?;
+    let mut seen = vec![false; n];
+    let unknown = Arc::new(Outcome::simple(Verdict::Skipped, "not decided"));
+    for row in source.rows(&opts.input, true)? {
+        let row = row?;
+        let record = match &row.cell {
+            Err(problem) => {
+                let mut r = SenderRecord::new(row.line, row.raw.clone(), Verdict::InvalidAddress, problem.to_string());
+                r.extra = row.extra;
+                r
+            }
+            Ok(cell) => match address::parse_cell(cell) {
+                Err(e) => {
+                    let mut r = SenderRecord::new(row.line, cell.clone(), Verdict::InvalidAddress, e.to_string());
+                    r.extra = row.extra;
+                    r
+                }
+                Ok(parsed) => {
+                    let key = parsed.mailbox.normalized();
+                    let id = book.ids[&key];
+                    let o = outcomes[id].as_ref().unwrap_or(&unknown);
+                    let mut r = SenderRecord::new(row.line, cell.clone(), o.verdict, o.reason.clone());
+                    r.domain = Some(parsed.mailbox.domain().as_str().to_string());
+                    r.address = Some(key);
+                    r.flags = parsed.flags;
+                    for f in &o.flags {
+                        if !r.flags.contains(f) {
+                            r.flags.push(*f);
+                        }
+                    }
+                    if seen[id] {
+                        r.flags.push(Flag::Duplicate);
+                    }
+                    seen[id] = true;
+                    r.mx_hosts = o.mx_hosts.clone();
+                    r.exim = o.exim;
+                    r.postfix = o.postfix;
+                    r.evidence = o.evidence.clone();
+                    r.transcript = o.transcript.clone();
+                    r.extra = row.extra;
+                    r
+                }
+            },
+        };
+        for w in writers.iter_mut() {
+            w.row(&record)?;
+        }
+    }
+    for w in writers {
+        w.finish()?;
+    }
+    Ok(AuditOutcome { context })
+}
+
+/// Strings that identify the prober in a refusal: its HELO name.
+fn prober_tokens(opts: &CalloutOptions) -> Vec<String> {
+    vec![opts.helo.as_str().to_string()]
+}
+
+/// Rows 1–7 of the table: verdicts DNS decides on its own. `None` means the
+/// route has hosts to call.
+fn route_outcome(route: &Route) -> Option<Outcome> {
+    let fail = |verdict: Verdict, reason: String| Outcome {
+        flags: route.flags.clone(),
+        mx_hosts: route.mx_names.clone(),
+        exim: Some(Decision::Fail),
+        postfix: Some(Decision::Fail),
+        ..Outcome::simple(verdict, reason)
+    };
+    match &route.outcome {
+        RouteOutcome::Hosts { .. } => None,
+        RouteOutcome::NullMx => Some(fail(
+            Verdict::NullMx,
+            "the domain publishes a null MX (MX 0 .): it declares that it accepts no mail (RFC 7505)".to_string(),
+        )),
+        RouteOutcome::NoDomain => Some(fail(
+            Verdict::NoDomain,
+            "the domain does not exist (NXDOMAIN)".to_string(),
+        )),
+        RouteOutcome::NoMailHost { reason } => Some(fail(Verdict::NoMailHost, reason.clone())),
+        RouteOutcome::DnsError { reason } => Some(Outcome {
+            flags: route.flags.clone(),
+            mx_hosts: route.mx_names.clone(),
+            exim: Some(Decision::Defer),
+            postfix: Some(Decision::Defer),
+            ..Outcome::simple(Verdict::DnsError, format!("{reason}; receivers would defer"))
+        }),
+        RouteOutcome::PrivateOnly { reason } => Some(Outcome {
+            flags: route.flags.clone(),
+            mx_hosts: route.mx_names.clone(),
+            ..Outcome::simple(Verdict::Skipped, reason.clone())
+        }),
+    }
+}
+
+fn callout_outcome(route: &Route, evidence: SenderEvidence, transcript: Vec<String>) -> Outcome {
+    let decided = decide(&evidence);
+    let mut flags = route.flags.clone();
+    for f in decided.flags {
+        if !flags.contains(&f) {
+            flags.push(f);
+        }
+    }
+    let evidence = decided.deciding.as_ref().map(|a| Evidence {
+        mx_host: a.host.clone(),
+        ip: a.ip.to_string(),
+        stage: a.stage,
+        reply: match &a.end {
+            crate::evidence::AttemptEnd::Reply(r) => r.lines.clone(),
+            crate::evidence::AttemptEnd::Failed(why) => vec![why.clone()],
+        },
+    });
+    let mut outcome = Outcome {
+        verdict: decided.verdict,
+        reason: decided.reason,
+        flags,
+        mx_hosts: route.mx_names.clone(),
+        exim: decided.exim,
+        postfix: decided.postfix,
+        evidence,
+        transcript,
+    };
+    if let RouteOutcome::Hosts { null_mx_mixed: true, .. } = route.outcome {
+        // Row 5: Postfix treats the whole MX set as null; Exim uses the real
+        // hosts, so its answer is what the callout just saw.
+        let exim = match outcome.exim {
+            Some(Decision::Pass) => "Exim ignores the null MX and would pass it",
+            Some(Decision::Fail) => "Exim ignores the null MX and would still fail it",
+            _ => "Exim ignores the null MX and would defer",
+        };
+        outcome.reason = format!(
+            "the domain publishes a null MX (MX 0 .) beside real MX records, which RFC 7505 §3 forbids: Postfix treats it as accepting no mail; {exim} ({})",
+            outcome.reason
+        );
+        outcome.verdict = Verdict::NullMx;
+        outcome.postfix = Some(Decision::Fail);
+    }
+    outcome
+}

@@ -1,0 +1,828 @@
+//! The callout engine: for every MX group, SMTP sessions that ask what a
+//! receiver's sender callout asks (`MAIL FROM:<>`, `RCPT TO:<sender>`), with as
+//! few connections as possible, rate-limited per MX host, never DATA.
+//!
+//! Work is cut into tasks (a slice of one group's senders); a rayon pool of
+//! `--concurrency` threads runs them, longest group first. Each task walks the
+//! group's MX addresses in Exim's order and keeps trying the next address for
+//! every sender that has no definitive answer yet.
+
+use crate::address::Mailbox;
+use crate::dns::MxHost;
+use crate::evidence::{Attempt, AttemptEnd, DomainProbes, ReplyFacts, SenderEvidence};
+use crate::plan::Group;
+use crate::record::Stage;
+use crate::smtp::{HeloName, Reply, ReplyLimits, Session, SessionConfig, SessionError, SmtpPath};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Callout settings (each has a command-line flag).
+#[derive(Debug, Clone)]
+pub struct CalloutOptions {
+    pub port: u16,
+    pub helo: HeloName,
+    /// Non-null MAIL FROM used when the null sender is refused.
+    pub probe_sender: Option<SmtpPath>,
+    pub connect_timeout: Duration,
+    /// Bounds the whole reply to one command.
+    pub reply_timeout: Duration,
+    pub session_deadline: Duration,
+    pub concurrency: usize,
+    /// RCPT commands per second per MX host.
+    pub per_host_rate: f64,
+    pub per_host_connections: usize,
+    pub rcpt_per_transaction: usize,
+    /// Wait before re-probing senders that got only 4xx; zero disables.
+    pub greylist_wait: Duration,
+    pub random_probe: bool,
+    pub postmaster_probe: bool,
+}
+
+/// Per-sender result of the callout stage.
+#[derive(Debug, Clone, Default)]
+pub struct CalloutResult {
+    pub evidence: SenderEvidence,
+    pub transcript: Vec<String>,
+}
+
+/// Counters for the report's `stats`.
+#[derive(Debug, Default, Clone)]
+pub struct CalloutStats {
+    pub connections: u64,
+    pub transactions: u64,
+    pub rcpt_commands: u64,
+    pub sessions_by_host: BTreeMap<String, u64>,
+}
+
+/// Progress callback: called with (senders finished so far, current host).
+pub type Progress<'a> = &'a (dyn Fn(u64, &str) + Sync);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    Null,
+    Probe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobKind {
+    /// A sender of the input (index into the address book).
+    Address(usize),
+    /// The catch-all control for a domain (index into the task's domains).
+    Random(usize),
+    /// The postmaster control for a domain.
+    Postmaster(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    kind: JobKind,
+    rcpt: SmtpPath,
+    attempts: Vec<Attempt>,
+    transcript: Vec<String>,
+    /// Set once the job has a definitive answer (2xx/5xx at RCPT, 5xx at HELO/MAIL).
+    done: bool,
+}
+
+impl Job {
+    fn new(kind: JobKind, rcpt: SmtpPath) -> Job {
+        Job {
+            kind,
+            rcpt,
+            attempts: Vec::new(),
+            transcript: Vec::new(),
+            done: false,
+        }
+    }
+
+    fn record(&mut self, attempt: Attempt) {
+        self.done = attempt.decides_for_postfix();
+        self.attempts.push(attempt);
+    }
+}
+
+/// Shared state of one run's callouts.
+struct Engine<'a> {
+    opts: &'a CalloutOptions,
+    limiter: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+    /// Open sessions per MX host (the `--per-host-connections` cap).
+    open: Mutex<HashMap<String, usize>>,
+    open_changed: Condvar,
+    /// Hosts that said 421 or kept deferring: not before this instant.
+    backoff: Mutex<HashMap<String, (Instant, u32)>>,
+    connections: AtomicU64,
+    transactions: AtomicU64,
+    rcpt_commands: AtomicU64,
+    sessions_by_host: Mutex<BTreeMap<String, u64>>,
+    finished: AtomicU64,
+    progress: Progress<'a>,
+}
+
+fn facts(reply: &Reply) -> ReplyFacts {
+    ReplyFacts {
+        code: reply.code,
+        enhanced: reply
+            .enhanced
+            .as_ref()
+            .map(|e| (e.class, e.subject, e.detail)),
+        lines: reply.wire_lines(),
+    }
+}
+
+fn session_failure(err: &SessionError) -> String {
+    err.to_string()
+}
+
+/// Release a per-host session slot when dropped.
+struct Slot<'e, 'a> {
+    engine: &'e Engine<'a>,
+    host: String,
+}
+
+impl Drop for Slot<'_, '_> {
+    fn drop(&mut self) {
+        let mut open = self.engine.open.lock().expect("slot lock");
+        if let Some(n) = open.get_mut(&self.host) {
+            *n = n.saturating_sub(1);
+        }
+        self.engine.open_changed.notify_all();
+    }
+}
+
+impl<'a> Engine<'a> {
+    fn slot(&self, host: &str) -> Slot<'_, 'a> {
+        let cap = self.opts.per_host_connections.max(1);
+        let mut open = self.open.lock().expect("slot lock");
+        loop {
+            let n = open.entry(host.to_string()).or_insert(0);
+            if *n < cap {
+                *n += 1;
+                break;
+            }
+            open = self.open_changed.wait(open).expect("slot lock");
+        }
+        Slot {
+            engine: self,
+            host: host.to_string(),
+        }
+    }
+
+    /// Block until the host's rate limit allows one more RCPT.
+    fn rate(&self, host: &str) {
+        let key = host.to_string();
+        while let Err(not_until) = self.limiter.check_key(&key) {
+            std::thread::sleep(not_until.wait_time_from(self.clock.now()));
+        }
+    }
+
+    fn wait_backoff(&self, host: &str) {
+        let until = self.backoff.lock().expect("backoff lock").get(host).map(|b| b.0);
+        if let Some(until) = until {
+            let now = Instant::now();
+            if until > now {
+                std::thread::sleep(until - now);
+            }
+        }
+    }
+
+    /// A 421 or a run of 4xx slows this host down, never the others.
+    fn slow_down(&self, host: &str) {
+        let mut map = self.backoff.lock().expect("backoff lock");
+        let entry = map.entry(host.to_string()).or_insert((Instant::now(), 0));
+        entry.1 = (entry.1 + 1).min(6);
+        entry.0 = Instant::now() + Duration::from_millis(500 << entry.1);
+    }
+
+    fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            connect_timeout: self.opts.connect_timeout,
+            reply_timeout: self.opts.reply_timeout,
+            session_deadline: self.opts.session_deadline,
+            helo: self.opts.helo.clone(),
+            limits: ReplyLimits::default(),
+        }
+    }
+
+    /// Run every pending job through one MX address. Jobs that get a
+    /// definitive answer are marked done; the others carry an attempt for
+    /// this address and move on to the next one.
+    fn run_address(&self, host: &MxHost, ip: IpAddr, from: Sender, jobs: &mut [Job]) {
+        let addr = SocketAddr::new(ip, self.opts.port);
+        let mail_from = match from {
+            Sender::Null => SmtpPath::null(),
+            Sender::Probe => match &self.opts.probe_sender {
+                Some(p) => p.clone(),
+                None => return,
+            },
+        };
+        let mut reconnects = 0;
+        loop {
+            let pending: Vec<usize> = (0..jobs.len())
+                .filter(|i| !jobs[*i].done && !tried_here(&jobs[*i], host, ip))
+                .collect();
+            if pending.is_empty() {
+                return;
+            }
+            self.wait_backoff(&host.name);
+            let _slot = self.slot(&host.name);
+            self.connections.fetch_add(1, Ordering::Relaxed);
+            *self
+                .sessions_by_host
+                .lock()
+                .expect("stats lock")
+                .entry(host.name.clone())
+                .or_default() += 1;
+            (self.progress)(self.finished.load(Ordering::Relaxed), &host.name);
+            let outcome = self.session(host, addr, &mail_from, jobs, &pending);
+            match outcome {
+                SessionEnd::Finished => return,
+                SessionEnd::Reconnect if reconnects < 3 => {
+                    reconnects += 1;
+                    self.slow_down(&host.name);
+                }
+                SessionEnd::Reconnect => {
+                    // Give up on this address for whoever is left.
+                    for i in pending {
+                        if !jobs[i].done && !tried_here(&jobs[i], host, ip) {
+                            jobs[i].record(Attempt {
+                                host: host.name.clone(),
+                                ip,
+                                stage: Stage::RcptTo,
+                                end: AttemptEnd::Failed(
+                                    "the server kept closing the connection (421) before answering".into(),
+                                ),
+                            });
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn session(
+        &self,
+        host: &MxHost,
+        addr: SocketAddr,
+        mail_from: &SmtpPath,
+        jobs: &mut [Job],
+        pending: &[usize],
+    ) -> SessionEnd {
+        let ip = addr.ip();
+        let attempt = |stage: Stage, end: AttemptEnd| Attempt {
+            host: host.name.clone(),
+            ip,
+            stage,
+            end,
+        };
+        let mut header = vec![format!("* connecting to {} [{}] port {}", host.name, ip, addr.port())];
+        let mut session = match Session::connect(addr, &self.session_config()) {
+            Ok(s) => s,
+            Err(e) => {
+                let why = session_failure(&e);
+                for &i in pending {
+                    jobs[i].transcript.push(format!("{} * {why}", header[0]));
+                    jobs[i].record(attempt(Stage::Connect, AttemptEnd::Failed(why.clone())));
+                }
+                return SessionEnd::Finished;
+            }
+        };
+        let greeting = session.greeting().clone();
+        header.extend(greeting.wire_lines().into_iter().map(|l| format!("< {l}")));
+        if !greeting.is_positive() {
+            for &i in pending {
+                jobs[i].transcript.extend(header.iter().cloned());
+                jobs[i].record(attempt(Stage::Greeting, AttemptEnd::Reply(facts(&greeting))));
+            }
+            if greeting.code == 421 {
+                self.slow_down(&host.name);
+            }
+            session.quit();
+            return SessionEnd::Finished;
+        }
+        let hello = session.hello();
+        let start = session.transcript().len();
+        let _ = start;
+        match hello {
+            Ok(reply) if reply.is_positive() => {
+                header.push(format!("> EHLO {}", self.opts.helo.as_str()));
+                header.push(format!("< {}", reply.wire_lines().join(" / ")));
+            }
+            Ok(reply) => {
+                header.push(format!("> HELO {}", self.opts.helo.as_str()));
+                header.extend(reply.wire_lines().into_iter().map(|l| format!("< {l}")));
+                for &i in pending {
+                    jobs[i].transcript.extend(header.iter().cloned());
+                    jobs[i].record(attempt(Stage::Helo, AttemptEnd::Reply(facts(&reply))));
+                }
+                session.quit();
+                return SessionEnd::Finished;
+            }
+            Err(e) => {
+                let why = session_failure(&e);
+                for &i in pending {
+                    jobs[i].transcript.extend(header.iter().cloned());
+                    jobs[i].transcript.push(format!("* {why}"));
+                    jobs[i].record(attempt(Stage::Helo, AttemptEnd::Failed(why.clone())));
+                }
+                return SessionEnd::Finished;
+            }
+        }
+
+        let per_txn = self.opts.rcpt_per_transaction.max(1);
+        let mut queue: std::collections::VecDeque<usize> = pending.iter().copied().collect();
+        let mut first_txn = true;
+        while !queue.is_empty() {
+            if !first_txn {
+                match session.rset() {
+                    Ok(r) if r.is_positive() => {}
+                    _ => return SessionEnd::Reconnect,
+                }
+            }
+            first_txn = false;
+            self.transactions.fetch_add(1, Ordering::Relaxed);
+            let batch: Vec<usize> = queue.drain(..per_txn.min(queue.len())).collect();
+            let mail_line = format!("> MAIL FROM:<{}>", mail_from.as_str());
+            let mail = match session.mail_from(mail_from) {
+                Ok(r) => r,
+                Err(e) => {
+                    let why = session_failure(&e);
+                    for &i in batch.iter().chain(queue.iter()) {
+                        jobs[i].transcript.extend(header.iter().cloned());
+                        jobs[i].transcript.push(mail_line.clone());
+                        jobs[i].transcript.push(format!("* {why}"));
+                        jobs[i].record(attempt(Stage::MailFrom, AttemptEnd::Failed(why.clone())));
+                    }
+                    return SessionEnd::Finished;
+                }
+            };
+            if mail.code == 421 {
+                self.slow_down(&host.name);
+                return SessionEnd::Reconnect;
+            }
+            if !mail.is_positive() {
+                // MAIL concerns the session, not a recipient: it answers for all.
+                for &i in batch.iter().chain(queue.iter()) {
+                    jobs[i].transcript.extend(header.iter().cloned());
+                    jobs[i].transcript.push(mail_line.clone());
+                    jobs[i]
+                        .transcript
+                        .extend(mail.wire_lines().into_iter().map(|l| format!("< {l}")));
+                    jobs[i].record(attempt(Stage::MailFrom, AttemptEnd::Reply(facts(&mail))));
+                }
+                session.quit();
+                return SessionEnd::Finished;
+            }
+            let paths: Vec<SmtpPath> = batch.iter().map(|&i| jobs[i].rcpt.clone()).collect();
+            for _ in &paths {
+                self.rate(&host.name);
+            }
+            self.rcpt_commands.fetch_add(paths.len() as u64, Ordering::Relaxed);
+            let (replies, broken) = match session.rcpt_batch(&paths) {
+                Ok(replies) => (replies, None),
+                Err(SessionError::Partial { replies, source }) => (replies, Some(*source)),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            let mut requeue = Vec::new();
+            let mut reconnect = false;
+            for (k, &i) in batch.iter().enumerate() {
+                let Some(reply) = replies.get(k) else {
+                    if reconnect {
+                        requeue.push(i);
+                        continue;
+                    }
+                    let why = broken
+                        .as_ref()
+                        .map(session_failure)
+                        .unwrap_or_else(|| "no reply to RCPT".to_string());
+                    jobs[i].transcript.extend(header.iter().cloned());
+                    jobs[i].transcript.push(mail_line.clone());
+                    jobs[i].transcript.push(format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str()));
+                    jobs[i].transcript.push(format!("* {why}"));
+                    jobs[i].record(attempt(Stage::RcptTo, AttemptEnd::Failed(why)));
+                    continue;
+                };
+                match reply.code {
+                    // Too many recipients: not an answer about this one.
+                    452 | 552 if reply.text().to_lowercase().contains("recipient") => {
+                        requeue.push(i);
+                    }
+                    421 => {
+                        reconnect = true;
+                        requeue.push(i);
+                    }
+                    _ => {
+                        jobs[i].transcript.extend(header.iter().cloned());
+                        jobs[i].transcript.push(mail_line.clone());
+                        jobs[i].transcript.push(format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str()));
+                        jobs[i]
+                            .transcript
+                            .extend(reply.wire_lines().into_iter().map(|l| format!("< {l}")));
+                        jobs[i].record(attempt(Stage::RcptTo, AttemptEnd::Reply(facts(reply))));
+                        if let JobKind::Address(_) = jobs[i].kind {
+                            self.finished.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            if reconnect {
+                self.slow_down(&host.name);
+                return SessionEnd::Reconnect;
+            }
+            if broken.is_some() {
+                return if requeue.is_empty() {
+                    SessionEnd::Finished
+                } else {
+                    SessionEnd::Reconnect
+                };
+            }
+            // A fresh transaction for those refused as "too many".
+            for i in requeue.into_iter().rev() {
+                queue.push_front(i);
+            }
+            if batch.len() == 1 && queue.front() == batch.first() {
+                // Even one recipient is "too many": give up on this host.
+                let i = queue.pop_front().expect("checked");
+                jobs[i].record(attempt(
+                    Stage::RcptTo,
+                    AttemptEnd::Failed("the server refused even one recipient per transaction (452)".into()),
+                ));
+            }
+        }
+        session.quit();
+        SessionEnd::Finished
+    }
+}
+
+enum SessionEnd {
+    Finished,
+    Reconnect,
+}
+
+fn tried_here(job: &Job, host: &MxHost, ip: IpAddr) -> bool {
+    job.attempts.iter().any(|a| a.ip == ip && a.host == host.name)
+}
+
+/// Hosts in Exim's order: preference ascending, equal preferences shuffled.
+fn try_order(hosts: &[MxHost], rng: &mut impl Rng) -> Vec<(MxHost, IpAddr)> {
+    let mut hosts = hosts.to_vec();
+    let mut start = 0;
+    while start < hosts.len() {
+        let pref = hosts[start].preference;
+        let end = hosts[start..]
+            .iter()
+            .position(|h| h.preference != pref)
+            .map_or(hosts.len(), |n| start + n);
+        hosts[start..end].shuffle(rng);
+        start = end;
+    }
+    hosts
+        .into_iter()
+        .flat_map(|h| h.addrs.clone().into_iter().map(move |ip| (h.clone(), ip)))
+        .collect()
+}
+
+/// One unit of work: a slice of one group.
+struct Task<'g> {
+    group: &'g Group,
+    /// (domain, sender ids) in this task.
+    domains: Vec<(&'g str, Vec<usize>)>,
+    /// Run the per-domain control probes in this task.
+    controls: bool,
+}
+
+/// What the callout stage hands back.
+pub struct CalloutOutput {
+    pub results: HashMap<usize, CalloutResult>,
+    pub stats: CalloutStats,
+}
+
+/// Probe every sender of the in-shard groups.
+pub fn run(
+    groups: &[Group],
+    mailboxes: &dyn Fn(usize) -> Mailbox,
+    opts: &CalloutOptions,
+    prober_tokens: Vec<String>,
+    progress: Progress<'_>,
+) -> CalloutOutput {
+    let quota = Quota::with_period(Duration::from_secs_f64(1.0 / opts.per_host_rate.max(0.001)))
+        .expect("a positive period");
+    let engine = Engine {
+        opts,
+        limiter: RateLimiter::keyed(quota),
+        clock: DefaultClock::default(),
+        open: Mutex::new(HashMap::new()),
+        open_changed: Condvar::new(),
+        backoff: Mutex::new(HashMap::new()),
+        connections: AtomicU64::new(0),
+        transactions: AtomicU64::new(0),
+        rcpt_commands: AtomicU64::new(0),
+        sessions_by_host: Mutex::new(BTreeMap::new()),
+        finished: AtomicU64::new(0),
+        progress,
+    };
+    let tasks = split_tasks(groups, opts);
+    let results: Mutex<HashMap<usize, CalloutResult>> = Mutex::new(HashMap::new());
+    let retries: Mutex<Vec<(Instant, usize, Vec<usize>)>> = Mutex::new(Vec::new());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.concurrency.max(1))
+        .thread_name(|i| format!("sendercheck-callout-{i}"))
+        .build()
+        .expect("thread pool");
+    pool.scope(|scope| {
+        for (t, task) in tasks.iter().enumerate() {
+            let engine = &engine;
+            let results = &results;
+            let retries = &retries;
+            let tokens = &prober_tokens;
+            scope.spawn(move |_| {
+                let out = run_task(engine, task, mailboxes, tokens, false);
+                let mut again = Vec::new();
+                for (id, r) in &out {
+                    if needs_reprobe(&r.evidence) {
+                        again.push(*id);
+                    }
+                }
+                if !again.is_empty() && !opts.greylist_wait.is_zero() {
+                    retries
+                        .lock()
+                        .expect("retry lock")
+                        .push((Instant::now() + opts.greylist_wait, t, again));
+                }
+                results.lock().expect("results lock").extend(out);
+            });
+        }
+    });
+    // Greylisting: re-probe once, after the wait, whoever got only 4xx.
+    let mut retries = retries.into_inner().expect("retry lock");
+    retries.sort_by_key(|r| r.0);
+    if !retries.is_empty() {
+        pool.scope(|scope| {
+            for (ready, t, ids) in &retries {
+                let engine = &engine;
+                let results = &results;
+                let tokens = &prober_tokens;
+                let task = &tasks[*t];
+                scope.spawn(move |_| {
+                    let now = Instant::now();
+                    if *ready > now {
+                        std::thread::sleep(*ready - now);
+                    }
+                    let wanted: std::collections::HashSet<usize> = ids.iter().copied().collect();
+                    let sub = Task {
+                        group: task.group,
+                        domains: task
+                            .domains
+                            .iter()
+                            .map(|(d, s)| (*d, s.iter().copied().filter(|i| wanted.contains(i)).collect::<Vec<_>>()))
+                            .filter(|(_, s)| !s.is_empty())
+                            .collect(),
+                        controls: false,
+                    };
+                    let out = run_task(engine, &sub, mailboxes, tokens, true);
+                    let mut all = results.lock().expect("results lock");
+                    for (id, mut r) in out {
+                        if let Some(old) = all.get(&id) {
+                            r.evidence.domain = old.evidence.domain.clone();
+                            let mut t = old.transcript.clone();
+                            t.push("* re-probing after the greylisting wait".to_string());
+                            t.extend(r.transcript);
+                            r.transcript = t;
+                        }
+                        all.insert(id, r);
+                    }
+                });
+            }
+        });
+    }
+    let stats = CalloutStats {
+        connections: engine.connections.load(Ordering::Relaxed),
+        transactions: engine.transactions.load(Ordering::Relaxed),
+        rcpt_commands: engine.rcpt_commands.load(Ordering::Relaxed),
+        sessions_by_host: engine.sessions_by_host.into_inner().expect("stats lock"),
+    };
+    let mut results = results.into_inner().expect("results lock");
+    // Rows 8/9: if not one MX of any domain took a connection, suspect our
+    // own outbound port 25 rather than every domain in the list.
+    let any = !results.is_empty();
+    let all_connect_failed = any
+        && results.values().all(|r| {
+            !r.evidence.null_sender.is_empty()
+                && r.evidence.null_sender.iter().all(|a| a.stage == Stage::Connect)
+        });
+    if all_connect_failed && groups.iter().filter(|g| g.in_shard).count() >= 3 {
+        for r in results.values_mut() {
+            r.evidence.egress_blocked = true;
+        }
+    }
+    CalloutOutput { results, stats }
+}
+
+/// Only 4xx / failures everywhere, and at least one 4xx reply: a candidate
+/// for greylisting.
+fn needs_reprobe(ev: &SenderEvidence) -> bool {
+    !ev.null_sender.is_empty()
+        && !ev.null_sender.iter().any(|a| a.decides_for_exim())
+        && ev
+            .null_sender
+            .iter()
+            .any(|a| a.reply().is_some_and(|r| r.is_transient()))
+}
+
+/// Cut groups into tasks: up to `per_host_connections` slices per group, so a
+/// big provider's senders are worked on by parallel sessions.
+fn split_tasks<'g>(groups: &'g [Group], opts: &CalloutOptions) -> Vec<Task<'g>> {
+    let mut tasks = Vec::new();
+    for group in groups.iter().filter(|g| g.in_shard) {
+        let total = group.sender_count();
+        let slices = opts
+            .per_host_connections
+            .max(1)
+            .min(total.div_ceil(opts.rcpt_per_transaction.max(1)))
+            .max(1);
+        let mut buckets: Vec<Task<'g>> = (0..slices)
+            .map(|_| Task {
+                group,
+                domains: Vec::new(),
+                controls: true,
+            })
+            .collect();
+        // Deal senders round-robin, but keep a domain's controls in the slice
+        // that has its first sender.
+        let mut k = 0;
+        for d in &group.domains {
+            let mut per: Vec<Vec<usize>> = vec![Vec::new(); slices];
+            for (n, id) in d.senders.iter().enumerate() {
+                per[(k + n) % slices].push(*id);
+            }
+            k = (k + d.senders.len()) % slices;
+            for (s, ids) in per.into_iter().enumerate() {
+                if !ids.is_empty() {
+                    buckets[s].domains.push((d.domain.as_str(), ids));
+                }
+            }
+        }
+        tasks.extend(buckets.into_iter().filter(|t| !t.domains.is_empty()));
+    }
+    // Longest first.
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.domains.iter().map(|d| d.1.len()).sum::<usize>()));
+    tasks
+}
+
+fn random_local_part(rng: &mut impl Rng) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let tail: String = (0..12)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("sendercheck-{tail}")
+}
+
+fn run_task(
+    engine: &Engine<'_>,
+    task: &Task<'_>,
+    mailboxes: &dyn Fn(usize) -> Mailbox,
+    tokens: &[String],
+    reprobe: bool,
+) -> Vec<(usize, CalloutResult)> {
+    let opts = engine.opts;
+    let mut rng = rand::rng();
+    let order = try_order(&task.group.hosts, &mut rng);
+    let mut jobs = Vec::new();
+    // A domain's slice in the first task that holds it carries its controls.
+    let mut seen_domains = std::collections::HashSet::new();
+    for (d, (domain, ids)) in task.domains.iter().enumerate() {
+        if task.controls && seen_domains.insert(*domain) && first_slice_of(task, domain) {
+            if opts.random_probe {
+                if let Ok(p) = SmtpPath::parse(&format!("{}@{}", random_local_part(&mut rng), domain)) {
+                    jobs.push(Job::new(JobKind::Random(d), p));
+                }
+            }
+            if opts.postmaster_probe {
+                if let Ok(p) = SmtpPath::parse(&format!("postmaster@{domain}")) {
+                    jobs.push(Job::new(JobKind::Postmaster(d), p));
+                }
+            }
+        }
+        for id in ids {
+            jobs.push(Job::new(JobKind::Address(*id), SmtpPath::from_mailbox(&mailboxes(*id))));
+        }
+    }
+    for (host, ip) in &order {
+        if jobs.iter().all(|j| j.done) {
+            break;
+        }
+        engine.run_address(host, *ip, Sender::Null, &mut jobs);
+    }
+
+    // Null sender refused (at MAIL, or at RCPT about the sender): learn the
+    // mailbox's fate with the probe sender, as Postfix would see it.
+    let mut probe_jobs: Vec<(usize, Job)> = Vec::new();
+    if opts.probe_sender.is_some() {
+        for (j, job) in jobs.iter().enumerate() {
+            if let JobKind::Address(_) = job.kind {
+                if null_refused(&job.attempts) {
+                    probe_jobs.push((j, Job::new(job.kind, job.rcpt.clone())));
+                }
+            }
+        }
+        let mut list: Vec<Job> = probe_jobs.iter().map(|(_, j)| j.clone()).collect();
+        for (host, ip) in &order {
+            if list.iter().all(|j| j.done) {
+                break;
+            }
+            engine.run_address(host, *ip, Sender::Probe, &mut list);
+        }
+        for ((_, slot), done) in probe_jobs.iter_mut().zip(list) {
+            *slot = done;
+        }
+    }
+    let probe_by_job: HashMap<usize, Job> = probe_jobs.into_iter().collect();
+
+    let mut controls: HashMap<usize, DomainProbes> = HashMap::new();
+    for job in &jobs {
+        let deciding = job
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.stage == Stage::RcptTo)
+            .and_then(|a| a.reply().cloned());
+        match job.kind {
+            JobKind::Random(d) => controls.entry(d).or_default().random = deciding,
+            JobKind::Postmaster(d) => controls.entry(d).or_default().postmaster = deciding,
+            JobKind::Address(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut domain_of = HashMap::new();
+    for (d, (_, ids)) in task.domains.iter().enumerate() {
+        for id in ids {
+            domain_of.insert(*id, d);
+        }
+    }
+    for (j, job) in jobs.into_iter().enumerate() {
+        let JobKind::Address(id) = job.kind else {
+            continue;
+        };
+        let probe = probe_by_job.get(&j);
+        let mut transcript = job.transcript;
+        if let Some(p) = probe {
+            transcript.push(format!(
+                "* retrying with MAIL FROM:<{}> (--probe-sender)",
+                opts.probe_sender.as_ref().map(|s| s.as_str()).unwrap_or("")
+            ));
+            transcript.extend(p.transcript.iter().cloned());
+        }
+        let evidence = SenderEvidence {
+            null_sender: job.attempts,
+            probe_sender: probe.map(|p| p.attempts.clone()),
+            probe_sender_configured: opts.probe_sender.is_some(),
+            reprobed_after_tempfail: reprobe,
+            domain: domain_of
+                .get(&id)
+                .and_then(|d| controls.get(d).cloned())
+                .unwrap_or_default(),
+            prober_tokens: tokens.to_vec(),
+            egress_blocked: false,
+        };
+        out.push((id, CalloutResult { evidence, transcript }));
+    }
+    out
+}
+
+/// Whether `task` is the first slice of its group holding `domain` (so each
+/// domain's controls run once per run).
+fn first_slice_of(task: &Task<'_>, domain: &str) -> bool {
+    let first_id = task
+        .group
+        .domains
+        .iter()
+        .find(|d| d.domain == domain)
+        .and_then(|d| d.senders.first());
+    task.domains
+        .iter()
+        .any(|(d, ids)| *d == domain && first_id.is_some_and(|f| ids.contains(f)))
+}
+
+/// The null sender was refused: 5xx at MAIL, or a 5xx at RCPT that names
+/// the sender rather than the mailbox.
+fn null_refused(attempts: &[Attempt]) -> bool {
+    attempts.iter().any(|a| match (&a.end, a.stage) {
+        (AttemptEnd::Reply(r), Stage::MailFrom) => r.is_permanent(),
+        (AttemptEnd::Reply(r), Stage::RcptTo) => {
+            let t = r.lower_text();
+            r.is_permanent()
+                && (r.enhanced_is(1, 7)
+                    || t.contains("sender address rejected")
+                    || t.contains("null sender")
+                    || t.contains("<>"))
+        }
+        _ => false,
+    })
+}
