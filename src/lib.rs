@@ -8,4 +8,5 @@ pub mod address;
 pub mod input;
 pub mod record;
 pub mod report;
+pub mod smtp;
 pub mod verdict;
