@@ -6,6 +6,8 @@
 
 pub mod command;
 pub mod reply;
+pub mod session;
 
 pub use command::{Command, CommandError, HeloName, SmtpPath};
 pub use reply::{EnhancedCode, Reply, ReplyError, ReplyLimits, ReplyParser};
+pub use session::{Session, SessionConfig, SessionError, TranscriptLine};
