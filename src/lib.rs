@@ -13,4 +13,5 @@ pub mod input;
 pub mod plan;
 pub mod record;
 pub mod report;
+pub mod smtp;
 pub mod verdict;
