@@ -286,8 +286,7 @@ pub fn audit(
             observer.stage("callouts", total);
             let tokens = prober_tokens(&opts.callout);
             let progress = |done: u64, host: &str| observer.progress(done, host);
-            let mailboxes = |id: usize| book.mailboxes[id].clone();
-            let out = callout::run(&groups, &mailboxes, &opts.callout, tokens, &progress);
+            let out = callout::run(&groups, &book.mailboxes, &opts.callout, tokens, &progress);
             stats.connections = out.stats.connections;
             stats.transactions = out.stats.transactions;
             stats.rcpt_commands = out.stats.rcpt_commands;

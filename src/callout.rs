@@ -20,7 +20,7 @@ use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Callout settings (each has a command-line flag).
@@ -308,8 +308,6 @@ impl<'a> Engine<'a> {
             return SessionEnd::Finished;
         }
         let hello = session.hello();
-        let start = session.transcript().len();
-        let _ = start;
         match hello {
             Ok(reply) if reply.is_positive() => {
                 header.push(format!("> EHLO {}", self.opts.helo.as_str()));
@@ -507,7 +505,7 @@ pub struct CalloutOutput {
 /// Probe every sender of the in-shard groups.
 pub fn run(
     groups: &[Group],
-    mailboxes: &dyn Fn(usize) -> Mailbox,
+    mailboxes: &[Mailbox],
     opts: &CalloutOptions,
     prober_tokens: Vec<String>,
     progress: Progress<'_>,
@@ -687,7 +685,7 @@ fn random_local_part(rng: &mut impl Rng) -> String {
 fn run_task(
     engine: &Engine<'_>,
     task: &Task<'_>,
-    mailboxes: &dyn Fn(usize) -> Mailbox,
+    mailboxes: &[Mailbox],
     tokens: &[String],
     reprobe: bool,
 ) -> Vec<(usize, CalloutResult)> {
@@ -711,7 +709,7 @@ fn run_task(
             }
         }
         for id in ids {
-            jobs.push(Job::new(JobKind::Address(*id), SmtpPath::from_mailbox(&mailboxes(*id))));
+            jobs.push(Job::new(JobKind::Address(*id), SmtpPath::from_mailbox(&mailboxes[*id])));
         }
     }
     for (host, ip) in &order {

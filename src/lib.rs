@@ -7,6 +7,7 @@
 pub mod address;
 pub mod audit;
 pub mod callout;
+pub mod cli;
 pub mod dns;
 pub mod evidence;
 pub mod input;
