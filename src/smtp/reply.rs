@@ -69,6 +69,8 @@ pub struct Reply {
     /// consistent with the basic code's class.
     pub enhanced: Option<EnhancedCode>,
     /// The text of each line after `NNN-`/`NNN ` (enhanced code included).
+    /// Server-controlled: may hold control characters other than LF (a stray
+    /// CR, ESC); escape before showing it on a terminal or in markup.
     pub lines: Vec<String>,
 }
 

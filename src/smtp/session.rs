@@ -70,7 +70,8 @@ pub enum SessionError {
         source: ReplyError,
     },
     /// The server sent a reply nobody asked for; every later reply would be
-    /// paired with the wrong command.
+    /// paired with the wrong command. Detected only for bytes already read
+    /// when the next command is due. `reply` is escaped and truncated.
     #[error("unsolicited reply before {stage}: {reply}")]
     Unsolicited { stage: &'static str, reply: String },
     #[error("I/O error during {stage}: {source}")]
@@ -319,7 +320,7 @@ impl Session {
             // A reply we did not ask for is already here; pairing it with this
             // command would misattribute every answer after it.
             let reply = match self.parser.next_reply() {
-                Ok(Some(r)) => r.to_string(),
+                Ok(Some(r)) => r.to_string().escape_debug().take(80).collect(),
                 _ => "(partial data)".to_string(),
             };
             return Err(self.fail(SessionError::Unsolicited { stage, reply }));
