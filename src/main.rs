@@ -1,3 +1,311 @@
-fn main() {
-    println!("sendercheck");
+//! The binary: parse arguments, run the pipeline, choose the exit status.
+
+mod progress;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use sendercheck::audit::{self, AuditOptions, StopAfter};
+use sendercheck::callout::CalloutOptions;
+use sendercheck::cli::{parse_duration, Cli, Command, CommonArgs, ConfigFile, FailOn, StopAfterArg};
+use sendercheck::dns::DnsOptions;
+use sendercheck::input::{ColumnChoice, InputOptions, Source};
+use sendercheck::plan::Shard;
+use sendercheck::record::ReportContext;
+use sendercheck::report::{self, Format, ReportError, ReportWriter};
+use sendercheck::smtp::{HeloName, SmtpPath};
+use sendercheck::verdict::Class;
+use std::collections::HashSet;
+use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit statuses (documented in `--help` and the README).
+const EXIT_OK: u8 = 0;
+const EXIT_GATE: u8 = 1;
+const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            if let Some(ReportError::BrokenPipe) = err.downcast_ref::<ReportError>() {
+                return ExitCode::from(EXIT_OK);
+            }
+            if let Some(audit::AuditError::Report(ReportError::BrokenPipe)) =
+                err.downcast_ref::<audit::AuditError>()
+            {
+                return ExitCode::from(EXIT_OK);
+            }
+            eprintln!("sendercheck: error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Audit(args) => {
+            let config = ConfigFile::load(args.common.config.as_deref())?;
+            let mut settings = Settings::resolve(&args.common, &config)?;
+            settings.options.input = InputOptions {
+                column: args
+                    .column
+                    .as_deref()
+                    .or(config.column.as_deref())
+                    .map_or(ColumnChoice::Auto, ColumnChoice::parse),
+                has_header: !(args.no_header || config.no_header.unwrap_or(false)),
+                delimiter: b',',
+            };
+            let source = Source::open(&args.input)?;
+            execute(&source, &settings, false)
+        }
+        Command::Check(args) => {
+            let config = ConfigFile::load(args.common.config.as_deref())?;
+            let settings = Settings::resolve(&args.common, &config)?;
+            let mut csv = String::from("email\n");
+            for a in &args.addresses {
+                if a.contains(['\r', '\n', '"']) {
+                    bail!("address {a:?} contains a line break or quote; give one plain address per argument");
+                }
+                csv.push_str(&format!("\"{a}\"\n"));
+            }
+            let source = Source::from_reader("<command line>", csv.as_bytes())?;
+            execute(&source, &settings, true)
+        }
+        Command::Demo(args) => demo(args),
+    }
+}
+
+/// Everything resolved from flags, config file and defaults.
+struct Settings {
+    options: AuditOptions,
+    formats: Vec<Format>,
+    output: PathBuf,
+    fail_on: FailOn,
+    quiet: bool,
+    verbose: u8,
+}
+
+fn dur(flag: &Option<String>, conf: &Option<String>, default: &str, name: &str) -> Result<std::time::Duration> {
+    let text = flag.as_deref().or(conf.as_deref()).unwrap_or(default);
+    parse_duration(text).map_err(|e| anyhow::anyhow!("--{name}: {e}"))
+}
+
+fn default_helo() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let name = name.trim();
+    if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+impl Settings {
+    fn resolve(a: &CommonArgs, c: &ConfigFile) -> Result<Settings> {
+        let stop_after = if a.dry_run {
+            Some(StopAfterArg::Dns)
+        } else {
+            a.stop_after.or(c.stop_after)
+        }
+        .map(|s| match s {
+            StopAfterArg::Syntax => StopAfter::Syntax,
+            StopAfterArg::Dns => StopAfter::Dns,
+        });
+        let mut nameservers = Vec::new();
+        let ns_list = if a.nameserver.is_empty() {
+            c.nameserver.clone().unwrap_or_default()
+        } else {
+            a.nameserver.clone()
+        };
+        for ns in &ns_list {
+            let sa = ns
+                .parse::<SocketAddr>()
+                .or_else(|_| ns.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| anyhow::anyhow!("--nameserver '{ns}': expected IP or IP:PORT"))?;
+            nameservers.push(sa);
+        }
+        let helo_text = a.helo.clone().or(c.helo.clone()).unwrap_or_else(default_helo);
+        let helo = HeloName::new(&helo_text).with_context(|| format!("--helo '{helo_text}'"))?;
+        let probe_sender = match a.probe_sender.as_deref().or(c.probe_sender.as_deref()) {
+            Some(p) => Some(SmtpPath::parse(p).with_context(|| format!("--probe-sender '{p}'"))?),
+            None => None,
+        };
+        let shard = match a.shard.as_deref().or(c.shard.as_deref()) {
+            Some(s) => Some(Shard::parse(s)?),
+            None => None,
+        };
+        let per_host_rate = a.per_host_rate.or(c.per_host_rate).unwrap_or(5.0);
+        if !(per_host_rate > 0.0 && per_host_rate.is_finite()) {
+            bail!("--per-host-rate must be a positive number of RCPT commands per second");
+        }
+        let positive = |v: Option<usize>, name: &str, default: usize| -> Result<usize> {
+            let v = v.unwrap_or(default);
+            if v == 0 {
+                bail!("--{name} must be at least 1");
+            }
+            Ok(v)
+        };
+        let callout = CalloutOptions {
+            port: a.smtp_port.or(c.smtp_port).unwrap_or(25),
+            helo,
+            probe_sender,
+            connect_timeout: dur(&a.connect_timeout, &c.connect_timeout, "30s", "connect-timeout")?,
+            reply_timeout: dur(&a.timeout, &c.timeout, "30s", "timeout")?,
+            session_deadline: dur(&a.session_timeout, &c.session_timeout, "300s", "session-timeout")?,
+            concurrency: positive(a.concurrency.or(c.concurrency), "concurrency", 32)?,
+            per_host_rate,
+            per_host_connections: positive(
+                a.per_host_connections.or(c.per_host_connections),
+                "per-host-connections",
+                2,
+            )?,
+            rcpt_per_transaction: positive(
+                a.rcpt_per_transaction.or(c.rcpt_per_transaction),
+                "rcpt-per-transaction",
+                10,
+            )?,
+            greylist_wait: dur(&a.greylist_wait, &c.greylist_wait, "300s", "greylist-wait")?,
+            random_probe: !a.no_random_probe && c.random_probe.unwrap_or(true),
+            postmaster_probe: !a.no_postmaster_probe && c.postmaster_probe.unwrap_or(true),
+        };
+        let dns = DnsOptions {
+            nameservers,
+            timeout: dur(&a.dns_timeout, &c.dns_timeout, "5s", "dns-timeout")?,
+            attempts: positive(a.dns_attempts.or(c.dns_attempts), "dns-attempts", 2)?,
+            concurrency: positive(a.dns_concurrency.or(c.dns_concurrency), "dns-concurrency", 64)?,
+            allow_private: a.allow_private_mx || c.allow_private_mx.unwrap_or(false),
+        };
+        let lower_set = |flag: &Vec<String>, conf: &Option<Vec<String>>| -> HashSet<String> {
+            flag.iter()
+                .chain(conf.iter().flatten())
+                .map(|s| s.trim().trim_end_matches('.').to_lowercase())
+                .collect()
+        };
+        let mut exclude_domains = HashSet::new();
+        for d in lower_set(&a.exclude_domain, &c.exclude_domain) {
+            let ascii = idna::domain_to_ascii(&d).map_err(|_| anyhow::anyhow!("--exclude-domain '{d}' is not a domain name"))?;
+            exclude_domains.insert(ascii);
+        }
+        let exclude_addresses = lower_set(&a.exclude_address, &c.exclude_address);
+        let format_names = if a.format.is_empty() {
+            c.format.clone().unwrap_or_default()
+        } else {
+            a.format.clone()
+        };
+        let mut formats = Vec::new();
+        for name in &format_names {
+            let f = Format::parse(name).ok_or_else(|| {
+                anyhow::anyhow!("--format '{name}': choose from text, json, csv, md, html, junit")
+            })?;
+            if f != Format::Text && !formats.contains(&f) {
+                formats.push(f);
+            }
+        }
+        let output = a.output.clone().or(c.output.clone());
+        if output.is_some() && formats.is_empty() && format_names.is_empty() {
+            formats.push(Format::Json);
+        }
+        Ok(Settings {
+            options: AuditOptions {
+                input: InputOptions::default(),
+                stop_after,
+                dns,
+                callout,
+                shard,
+                exclude_domains,
+                exclude_addresses,
+            },
+            formats,
+            output: output.unwrap_or_else(|| PathBuf::from("reports")),
+            fail_on: a.fail_on.or(c.fail_on).unwrap_or(FailOn::Fail),
+            quiet: a.quiet || c.quiet.unwrap_or(false),
+            verbose: a.verbose,
+        })
+    }
+}
+
+fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> {
+    let observer = progress::Bars::new(!s.quiet && io::stderr().is_terminal(), !s.quiet, s.verbose);
+    let mut written = Vec::new();
+    let formats = s.formats.clone();
+    let output = s.output.clone();
+    let opts = report::Options {
+        gate_unknown: s.fail_on == FailOn::Unknown,
+        verbose: s.verbose > 0 || show_transcripts,
+    };
+    let mut open = |ctx: &ReportContext| -> Result<Vec<Box<dyn ReportWriter>>, ReportError> {
+        let mut writers: Vec<Box<dyn ReportWriter>> = Vec::new();
+        let stdout: Box<dyn Write> = Box::new(io::BufWriter::new(io::stdout().lock()));
+        writers.push(report::text_writer(stdout, ctx, opts.verbose));
+        if !formats.is_empty() {
+            std::fs::create_dir_all(&output).map_err(|source| ReportError::Io {
+                path: output.clone(),
+                source,
+            })?;
+            for f in &formats {
+                writers.push(report::open_with(*f, &output, ctx, opts)?);
+            }
+            writers.push(report::fix_writer(&output));
+        }
+        if show_transcripts {
+            writers.push(Box::new(TranscriptWriter));
+        }
+        Ok(writers)
+    };
+    let outcome = audit::audit(source, &s.options, &observer, &mut open)?;
+    observer.finish();
+    written.extend(s.formats.iter().map(|f| s.output.join(f.file_name())));
+    if !s.quiet && !written.is_empty() {
+        let list: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("sendercheck: wrote {} and fixes in {}", list.join(", "), s.output.join("fixes").display());
+    }
+    let summary = &outcome.context.summary;
+    let fails = summary.class_count(Class::Fail);
+    let unknowns = summary.class_count(Class::Unknown);
+    Ok(match s.fail_on {
+        FailOn::Never => EXIT_OK,
+        FailOn::Fail if fails > 0 => EXIT_GATE,
+        FailOn::Unknown if fails + unknowns > 0 => EXIT_GATE,
+        _ => EXIT_OK,
+    })
+}
+
+/// `check`: the SMTP dialogue of each sender, as at a telnet prompt.
+struct TranscriptWriter;
+
+impl ReportWriter for TranscriptWriter {
+    fn row(&mut self, record: &sendercheck::record::SenderRecord) -> Result<(), ReportError> {
+        let mut out = io::stdout().lock();
+        let name = record.address.as_deref().unwrap_or(&record.input);
+        let mut text = format!("\n== {name}: {} ({})\n", record.verdict, record.reason);
+        for line in &record.transcript {
+            text.push_str("   ");
+            text.push_str(&line.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>());
+            text.push('\n');
+        }
+        out.write_all(text.as_bytes()).map_err(|e| {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                ReportError::BrokenPipe
+            } else {
+                ReportError::Io {
+                    path: PathBuf::from("<stdout>"),
+                    source: e,
+                }
+            }
+        })
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, ReportError> {
+        Ok(Vec::new())
+    }
+}
+
+fn demo(args: sendercheck::cli::DemoArgs) -> Result<u8> {
+    let _ = args;
+    bail!("the demo world is not built yet")
 }
