@@ -5,6 +5,7 @@
 //! one plain data. The library never prints and never exits.
 
 pub mod address;
+pub mod fix;
 pub mod input;
 pub mod record;
 pub mod report;
