@@ -544,3 +544,113 @@ mod schema_check {
         }
     }
 }
+
+// ---------------------------------------------------------------- text
+
+#[test]
+fn text_golden() {
+    let (_dir, path) = render(Format::Text, Options::default());
+    let text = std::fs::read_to_string(&path).unwrap();
+    golden("report.txt", text.as_bytes());
+    assert!(
+        !text.contains('\u{1b}'),
+        "control characters must be escaped"
+    );
+    assert!(text.contains("\\x1b[31m"));
+    assert!(
+        !text.contains("news@example.com  "),
+        "passes are not listed"
+    );
+}
+
+#[test]
+fn text_verbose_and_plan() {
+    let records = records();
+    let mut ctx = context(&records);
+    ctx.meta.complete = false;
+    ctx.meta.stop_after = Some("dns".into());
+    let buf = SharedBuf::default();
+    let mut w = report::text_writer(Box::new(buf.clone()), &ctx, true);
+    for r in &records {
+        w.row(r).unwrap();
+    }
+    assert!(w.finish().unwrap().is_empty());
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    golden("report-verbose-plan.txt", text.as_bytes());
+    assert!(text.contains("Plan: 2 MX group(s)"));
+    assert!(text.contains("news@example.com"));
+}
+
+#[test]
+fn text_broken_pipe_is_distinct() {
+    struct Closed;
+    impl std::io::Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+    let records = records();
+    let ctx = context(&records);
+    let mut w = report::text_writer(Box::new(Closed), &ctx, false);
+    assert!(matches!(w.row(&records[1]), Err(ReportError::BrokenPipe)));
+}
+
+#[derive(Clone, Default)]
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- CSV
+
+#[test]
+fn csv_golden_and_injection() {
+    let (_dir, path) = render(Format::Csv, Options::default());
+    let bytes = std::fs::read(&path).unwrap();
+    golden("report.csv", &bytes);
+    let mut rdr = csv::Reader::from_reader(&bytes[..]);
+    let headers = rdr.headers().unwrap().clone();
+    assert_eq!(&headers[0], "line");
+    assert_eq!(&headers[12], "campaign");
+    assert_eq!(&headers[13], "owner");
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), records().len());
+    let invalid = rows.iter().find(|r| &r[0] == "9").unwrap();
+    assert_eq!(&invalid[1], "not an address");
+    assert_eq!(&invalid[12], "'=HYPERLINK(\"http://x\")");
+    let dash = rows.iter().find(|r| &r[0] == "15").unwrap();
+    assert_eq!(&dash[12], "'-winter");
+    assert_eq!(&dash[6], "trimmed-whitespace");
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "unsafe cell {cell:?}"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------ Markdown
+
+#[test]
+fn markdown_golden() {
+    let (_dir, path) = render(Format::Markdown, Options::default());
+    let md = std::fs::read_to_string(&path).unwrap();
+    golden("report.md", md.as_bytes());
+    assert!(!md.contains("<script>"));
+    assert!(md.contains("<details>"));
+    assert!(md.contains("info@shop.example: :blackhole:"));
+    assert!(md.contains("sales@shop.example: :blackhole:"));
+    assert!(!md.contains("news@relay.example: :blackhole:"));
+}

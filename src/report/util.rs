@@ -2,6 +2,7 @@
 
 use crate::fix;
 use crate::record::SenderRecord;
+use crate::verdict::Decision;
 use std::borrow::Cow;
 
 /// The address a reader recognises: the normalised mailbox, or the raw cell
@@ -32,6 +33,25 @@ pub fn first_reply_line(record: &SenderRecord) -> Option<&str> {
 /// derives, so every format shows the same advice.
 pub fn effective_fix(record: &SenderRecord) -> Option<String> {
     record.fix.clone().or_else(|| fix::one_line(record))
+}
+
+/// "fails at Exim-style callouts, passes at Postfix-style probes" when the
+/// two receiver models disagree (DESIGN.md: report both where they differ).
+pub fn receiver_note(record: &SenderRecord) -> Option<String> {
+    let (exim, postfix) = (record.exim?, record.postfix?);
+    if exim == postfix {
+        return None;
+    }
+    let word = |d: Decision| match d {
+        Decision::Pass => "passes",
+        Decision::Fail => "fails",
+        Decision::Defer => "defers",
+    };
+    Some(format!(
+        "{} at Exim-style callouts, {} at Postfix-style probes",
+        word(exim),
+        word(postfix)
+    ))
 }
 
 /// Makes server- or input-supplied text safe for a terminal: control
