@@ -177,9 +177,9 @@ impl Body for TextReport {
             } else {
                 "\nFailing and unknown senders\n"
             };
-            write!(
+            writeln!(
                 out,
-                "{title}{:>W_LINE$}  {:<W_ADDRESS$}  {:<W_VERDICT$}  SERVER REPLY / REASON\n",
+                "{title}{:>W_LINE$}  {:<W_ADDRESS$}  {:<W_VERDICT$}  SERVER REPLY / REASON",
                 "LINE", "ADDRESS", "VERDICT"
             )?;
         }
