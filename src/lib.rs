@@ -10,6 +10,7 @@ pub mod callout;
 pub mod cli;
 pub mod dns;
 pub mod evidence;
+pub mod fix;
 pub mod input;
 pub mod plan;
 pub mod record;
