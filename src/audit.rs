@@ -11,9 +11,7 @@ use crate::dns::{DnsOptions, DnsSetupError, Resolver, Route, RouteOutcome};
 use crate::evidence::SenderEvidence;
 use crate::input::{InputError, InputOptions, Source};
 use crate::plan::{self, Group, Shard};
-use crate::record::{
-    Evidence, GroupLine, ReportContext, RunMeta, SenderRecord, Stats, Summary,
-};
+use crate::record::{Evidence, GroupLine, ReportContext, RunMeta, SenderRecord, Stats, Summary};
 use crate::report::{ReportError, ReportWriter};
 use crate::verdict::{decide, Decision, Flag, Verdict};
 use std::collections::{HashMap, HashSet};
@@ -211,10 +209,19 @@ pub fn audit(
             "the domain is an address literal: there is no MX to ask, and receivers with a stock configuration cannot route it (Exim: \"Unrouteable address\"); send from a domain name",
         )
     });
-    let excluded_addr = Arc::new(Outcome::simple(Verdict::Skipped, "excluded by --exclude-address"));
-    let excluded_domain = Arc::new(Outcome::simple(Verdict::Skipped, "excluded by --exclude-domain"));
+    let excluded_addr = Arc::new(Outcome::simple(
+        Verdict::Skipped,
+        "excluded by --exclude-address",
+    ));
+    let excluded_domain = Arc::new(Outcome::simple(
+        Verdict::Skipped,
+        "excluded by --exclude-domain",
+    ));
     for (id, mb) in book.mailboxes.iter().enumerate() {
-        if opts.exclude_addresses.contains(&mb.normalized().to_lowercase()) {
+        if opts
+            .exclude_addresses
+            .contains(&mb.normalized().to_lowercase())
+        {
             outcomes[id] = Some(excluded_addr.clone());
             continue;
         }
@@ -230,7 +237,10 @@ pub fn audit(
     let mut groups: Vec<Group> = Vec::new();
 
     if opts.stop_after == Some(StopAfter::Syntax) {
-        let skipped = Arc::new(Outcome::simple(Verdict::Skipped, "not checked (--stop-after syntax)"));
+        let skipped = Arc::new(Outcome::simple(
+            Verdict::Skipped,
+            "not checked (--stop-after syntax)",
+        ));
         for ids in by_domain.values() {
             for &id in ids {
                 outcomes[id] = Some(skipped.clone());
@@ -260,8 +270,14 @@ pub fn audit(
         }
         groups = plan::build(routed, opts.shard);
         stats.mx_groups = groups.len() as u64;
-        let not_in_shard = Arc::new(Outcome::simple(Verdict::Skipped, "not in this shard (--shard)"));
-        let not_probed = Arc::new(Outcome::simple(Verdict::Skipped, "not probed (--stop-after dns)"));
+        let not_in_shard = Arc::new(Outcome::simple(
+            Verdict::Skipped,
+            "not in this shard (--shard)",
+        ));
+        let not_probed = Arc::new(Outcome::simple(
+            Verdict::Skipped,
+            "not probed (--stop-after dns)",
+        ));
         for g in &groups {
             for d in &g.domains {
                 let mut shared = if !g.in_shard {
@@ -282,7 +298,11 @@ pub fn audit(
             }
         }
         if opts.stop_after != Some(StopAfter::Dns) {
-            let total: u64 = groups.iter().filter(|g| g.in_shard).map(|g| g.sender_count() as u64).sum();
+            let total: u64 = groups
+                .iter()
+                .filter(|g| g.in_shard)
+                .map(|g| g.sender_count() as u64)
+                .sum();
             observer.stage("callouts", total);
             let tokens = prober_tokens(&opts.callout);
             let progress = |done: u64, host: &str| observer.progress(done, host);
@@ -297,7 +317,11 @@ pub fn audit(
                     Domain::Literal(_) => continue,
                 };
                 let route = &route_of[&domain];
-                outcomes[id] = Some(Arc::new(callout_outcome(route, result.evidence, result.transcript)));
+                outcomes[id] = Some(Arc::new(callout_outcome(
+                    route,
+                    result.evidence,
+                    result.transcript,
+                )));
             }
         }
     }
@@ -338,13 +362,23 @@ pub fn audit(
         let row = row?;
         let record = match &row.cell {
             Err(problem) => {
-                let mut r = SenderRecord::new(row.line, row.raw.clone(), Verdict::InvalidAddress, problem.to_string());
+                let mut r = SenderRecord::new(
+                    row.line,
+                    row.raw.clone(),
+                    Verdict::InvalidAddress,
+                    problem.to_string(),
+                );
                 r.extra = row.extra;
                 r
             }
             Ok(cell) => match address::parse_cell(cell) {
                 Err(e) => {
-                    let mut r = SenderRecord::new(row.line, cell.clone(), Verdict::InvalidAddress, e.to_string());
+                    let mut r = SenderRecord::new(
+                        row.line,
+                        cell.clone(),
+                        Verdict::InvalidAddress,
+                        e.to_string(),
+                    );
                     r.extra = row.extra;
                     r
                 }
@@ -352,7 +386,8 @@ pub fn audit(
                     let key = parsed.mailbox.normalized();
                     let id = book.ids[&key];
                     let o = outcomes[id].as_ref().unwrap_or(&unknown);
-                    let mut r = SenderRecord::new(row.line, cell.clone(), o.verdict, o.reason.clone());
+                    let mut r =
+                        SenderRecord::new(row.line, cell.clone(), o.verdict, o.reason.clone());
                     r.domain = Some(parsed.mailbox.domain().as_str().to_string());
                     r.address = Some(key);
                     r.flags = parsed.flags;
@@ -453,7 +488,11 @@ fn callout_outcome(route: &Route, evidence: SenderEvidence, transcript: Vec<Stri
         evidence,
         transcript,
     };
-    if let RouteOutcome::Hosts { null_mx_mixed: true, .. } = route.outcome {
+    if let RouteOutcome::Hosts {
+        null_mx_mixed: true,
+        ..
+    } = route.outcome
+    {
         // Row 5: Postfix treats the whole MX set as null; Exim uses the real
         // hosts, so its answer is what the callout just saw.
         let exim = match outcome.exim {

@@ -183,7 +183,12 @@ impl<'a> Engine<'a> {
     }
 
     fn wait_backoff(&self, host: &str) {
-        let until = self.backoff.lock().expect("backoff lock").get(host).map(|b| b.0);
+        let until = self
+            .backoff
+            .lock()
+            .expect("backoff lock")
+            .get(host)
+            .map(|b| b.0);
         if let Some(until) = until {
             let now = Instant::now();
             if until > now {
@@ -256,7 +261,8 @@ impl<'a> Engine<'a> {
                                 ip,
                                 stage: Stage::RcptTo,
                                 end: AttemptEnd::Failed(
-                                    "the server kept closing the connection (421) before answering".into(),
+                                    "the server kept closing the connection (421) before answering"
+                                        .into(),
                                 ),
                             });
                         }
@@ -282,7 +288,12 @@ impl<'a> Engine<'a> {
             stage,
             end,
         };
-        let mut header = vec![format!("* connecting to {} [{}] port {}", host.name, ip, addr.port())];
+        let mut header = vec![format!(
+            "* connecting to {} [{}] port {}",
+            host.name,
+            ip,
+            addr.port()
+        )];
         let mut session = match Session::connect(addr, &self.session_config()) {
             Ok(s) => s,
             Err(e) => {
@@ -299,7 +310,10 @@ impl<'a> Engine<'a> {
         if !greeting.is_positive() {
             for &i in pending {
                 jobs[i].transcript.extend(header.iter().cloned());
-                jobs[i].record(attempt(Stage::Greeting, AttemptEnd::Reply(facts(&greeting))));
+                jobs[i].record(attempt(
+                    Stage::Greeting,
+                    AttemptEnd::Reply(facts(&greeting)),
+                ));
             }
             if greeting.code == 421 {
                 self.slow_down(&host.name);
@@ -382,7 +396,8 @@ impl<'a> Engine<'a> {
             for _ in &paths {
                 self.rate(&host.name);
             }
-            self.rcpt_commands.fetch_add(paths.len() as u64, Ordering::Relaxed);
+            self.rcpt_commands
+                .fetch_add(paths.len() as u64, Ordering::Relaxed);
             let (replies, broken) = match session.rcpt_batch(&paths) {
                 Ok(replies) => (replies, None),
                 Err(SessionError::Partial { replies, source }) => (replies, Some(*source)),
@@ -402,7 +417,9 @@ impl<'a> Engine<'a> {
                         .unwrap_or_else(|| "no reply to RCPT".to_string());
                     jobs[i].transcript.extend(header.iter().cloned());
                     jobs[i].transcript.push(mail_line.clone());
-                    jobs[i].transcript.push(format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str()));
+                    jobs[i]
+                        .transcript
+                        .push(format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str()));
                     jobs[i].transcript.push(format!("* {why}"));
                     jobs[i].record(attempt(Stage::RcptTo, AttemptEnd::Failed(why)));
                     continue;
@@ -419,7 +436,9 @@ impl<'a> Engine<'a> {
                     _ => {
                         jobs[i].transcript.extend(header.iter().cloned());
                         jobs[i].transcript.push(mail_line.clone());
-                        jobs[i].transcript.push(format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str()));
+                        jobs[i]
+                            .transcript
+                            .push(format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str()));
                         jobs[i]
                             .transcript
                             .extend(reply.wire_lines().into_iter().map(|l| format!("< {l}")));
@@ -450,7 +469,9 @@ impl<'a> Engine<'a> {
                 let i = queue.pop_front().expect("checked");
                 jobs[i].record(attempt(
                     Stage::RcptTo,
-                    AttemptEnd::Failed("the server refused even one recipient per transaction (452)".into()),
+                    AttemptEnd::Failed(
+                        "the server refused even one recipient per transaction (452)".into(),
+                    ),
                 ));
             }
         }
@@ -465,7 +486,9 @@ enum SessionEnd {
 }
 
 fn tried_here(job: &Job, host: &MxHost, ip: IpAddr) -> bool {
-    job.attempts.iter().any(|a| a.ip == ip && a.host == host.name)
+    job.attempts
+        .iter()
+        .any(|a| a.ip == ip && a.host == host.name)
 }
 
 /// Hosts in Exim's order: preference ascending, equal preferences shuffled.
@@ -549,10 +572,11 @@ pub fn run(
                     }
                 }
                 if !again.is_empty() && !opts.greylist_wait.is_zero() {
-                    retries
-                        .lock()
-                        .expect("retry lock")
-                        .push((Instant::now() + opts.greylist_wait, t, again));
+                    retries.lock().expect("retry lock").push((
+                        Instant::now() + opts.greylist_wait,
+                        t,
+                        again,
+                    ));
                 }
                 results.lock().expect("results lock").extend(out);
             });
@@ -579,7 +603,15 @@ pub fn run(
                         domains: task
                             .domains
                             .iter()
-                            .map(|(d, s)| (*d, s.iter().copied().filter(|i| wanted.contains(i)).collect::<Vec<_>>()))
+                            .map(|(d, s)| {
+                                (
+                                    *d,
+                                    s.iter()
+                                        .copied()
+                                        .filter(|i| wanted.contains(i))
+                                        .collect::<Vec<_>>(),
+                                )
+                            })
                             .filter(|(_, s)| !s.is_empty())
                             .collect(),
                         controls: false,
@@ -613,7 +645,10 @@ pub fn run(
     let all_connect_failed = any
         && results.values().all(|r| {
             !r.evidence.null_sender.is_empty()
-                && r.evidence.null_sender.iter().all(|a| a.stage == Stage::Connect)
+                && r.evidence
+                    .null_sender
+                    .iter()
+                    .all(|a| a.stage == Stage::Connect)
         });
     if all_connect_failed && groups.iter().filter(|g| g.in_shard).count() >= 3 {
         for r in results.values_mut() {
@@ -698,7 +733,9 @@ fn run_task(
     for (d, (domain, ids)) in task.domains.iter().enumerate() {
         if task.controls && seen_domains.insert(*domain) && first_slice_of(task, domain) {
             if opts.random_probe {
-                if let Ok(p) = SmtpPath::parse(&format!("{}@{}", random_local_part(&mut rng), domain)) {
+                if let Ok(p) =
+                    SmtpPath::parse(&format!("{}@{}", random_local_part(&mut rng), domain))
+                {
                     jobs.push(Job::new(JobKind::Random(d), p));
                 }
             }
@@ -709,7 +746,10 @@ fn run_task(
             }
         }
         for id in ids {
-            jobs.push(Job::new(JobKind::Address(*id), SmtpPath::from_mailbox(&mailboxes[*id])));
+            jobs.push(Job::new(
+                JobKind::Address(*id),
+                SmtpPath::from_mailbox(&mailboxes[*id]),
+            ));
         }
     }
     for (host, ip) in &order {
@@ -789,7 +829,13 @@ fn run_task(
             prober_tokens: tokens.to_vec(),
             egress_blocked: false,
         };
-        out.push((id, CalloutResult { evidence, transcript }));
+        out.push((
+            id,
+            CalloutResult {
+                evidence,
+                transcript,
+            },
+        ));
     }
     out
 }

@@ -154,8 +154,13 @@ impl Source {
         }
         let layout = Layout::new(&self.name, &first, opts)?;
         let pending = if opts.has_header { None } else { Some(first) };
-        let after_first = reader.position().line();
+        let mut lines = LineCounter::open(&self.path).map_err(|source| InputError::Unreadable {
+            name: self.name.clone(),
+            source,
+        })?;
+        let after_first = lines.line_at(reader.position().byte());
         Ok(Rows {
+            lines,
             name: self.name.clone(),
             reader,
             layout,
@@ -291,6 +296,7 @@ pub struct Row {
 
 /// A pass over the data rows.
 pub struct Rows {
+    lines: LineCounter,
     name: String,
     reader: csv::Reader<BufReader<File>>,
     layout: Layout,
@@ -377,15 +383,18 @@ impl Iterator for Rows {
         let result = match self.reader.read_byte_record(&mut record) {
             Ok(false) => None,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
-                for blank in self.next_expected_line..line {
-                    self.blank_lines.push(blank);
-                }
-                self.next_expected_line = self.reader.position().line();
+                // The reported start includes blank lines the reader skipped.
+                let start = record.position().map_or(0, |p| p.byte());
+                self.lines.line_at(start);
+                let (first, line) = self.lines.skip_blank();
+                self.blank_lines.extend(first..line);
+                self.next_expected_line = line;
                 Some(Ok(self.row_from(&record, line)))
             }
             Err(source) => {
-                let line = source.position().map_or(0, |p| p.line());
+                let line = source
+                    .position()
+                    .map_or(self.next_expected_line, |p| self.lines.line_at(p.byte()));
                 Some(Err(InputError::Csv {
                     name: self.name.clone(),
                     line,
@@ -395,5 +404,77 @@ impl Iterator for Rows {
         };
         self.record = record;
         result
+    }
+}
+
+/// Maps byte offsets to 1-based line numbers by counting `\n` in a second,
+/// forward-only read of the file. The CSV reader's own line counter does not
+/// count the blank lines it skips, and users need the line their editor shows.
+struct LineCounter {
+    reader: BufReader<File>,
+    offset: u64,
+    line: u64,
+    /// The last byte consumed, to tell a CRLF's LF from a blank line.
+    last: u8,
+}
+
+impl LineCounter {
+    fn open(path: &Path) -> io::Result<LineCounter> {
+        Ok(LineCounter {
+            reader: BufReader::with_capacity(1 << 16, File::open(path)?),
+            offset: 0,
+            line: 1,
+            last: b'\n',
+        })
+    }
+
+    /// Step over CR/LF bytes at the current offset. Returns the line the
+    /// skip really started on (after the tail of the previous row's CRLF) and
+    /// the line reached: the lines between are blank.
+    fn skip_blank(&mut self) -> (u64, u64) {
+        use std::io::BufRead;
+        let mut first = None;
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) if !b.is_empty() => b,
+                _ => return (first.unwrap_or(self.line), self.line),
+            };
+            let mut n = 0;
+            while n < buf.len() && (buf[n] == b'\n' || buf[n] == b'\r') {
+                if buf[n] == b'\n' {
+                    self.line += 1;
+                }
+                if first.is_none() && !(buf[n] == b'\n' && self.last == b'\r') {
+                    first = Some(self.line - u64::from(buf[n] == b'\n'));
+                }
+                self.last = buf[n];
+                n += 1;
+            }
+            self.offset += n as u64;
+            let whole = n == buf.len();
+            self.reader.consume(n);
+            if !whole {
+                return (first.unwrap_or(self.line), self.line);
+            }
+        }
+    }
+
+    /// Line of byte `target`; offsets must not go backwards.
+    fn line_at(&mut self, target: u64) -> u64 {
+        use std::io::BufRead;
+        while self.offset < target {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) if !b.is_empty() => b,
+                _ => break,
+            };
+            let take = buf.len().min((target - self.offset) as usize);
+            if take > 0 {
+                self.last = buf[take - 1];
+            }
+            self.line += buf[..take].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.offset += take as u64;
+            self.reader.consume(take);
+        }
+        self.line
     }
 }

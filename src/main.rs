@@ -6,7 +6,9 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use sendercheck::audit::{self, AuditOptions, StopAfter};
 use sendercheck::callout::CalloutOptions;
-use sendercheck::cli::{parse_duration, Cli, Command, CommonArgs, ConfigFile, FailOn, StopAfterArg};
+use sendercheck::cli::{
+    parse_duration, Cli, Command, CommonArgs, ConfigFile, FailOn, StopAfterArg,
+};
 use sendercheck::dns::DnsOptions;
 use sendercheck::input::{ColumnChoice, InputOptions, Source};
 use sendercheck::plan::Shard;
@@ -88,7 +90,12 @@ struct Settings {
     verbose: u8,
 }
 
-fn dur(flag: &Option<String>, conf: &Option<String>, default: &str, name: &str) -> Result<std::time::Duration> {
+fn dur(
+    flag: &Option<String>,
+    conf: &Option<String>,
+    default: &str,
+    name: &str,
+) -> Result<std::time::Duration> {
     let text = flag.as_deref().or(conf.as_deref()).unwrap_or(default);
     parse_duration(text).map_err(|e| anyhow::anyhow!("--{name}: {e}"))
 }
@@ -125,11 +132,18 @@ impl Settings {
         for ns in &ns_list {
             let sa = ns
                 .parse::<SocketAddr>()
-                .or_else(|_| ns.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .or_else(|_| {
+                    ns.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
                 .map_err(|_| anyhow::anyhow!("--nameserver '{ns}': expected IP or IP:PORT"))?;
             nameservers.push(sa);
         }
-        let helo_text = a.helo.clone().or(c.helo.clone()).unwrap_or_else(default_helo);
+        let helo_text = a
+            .helo
+            .clone()
+            .or(c.helo.clone())
+            .unwrap_or_else(default_helo);
         let helo = HeloName::new(&helo_text).with_context(|| format!("--helo '{helo_text}'"))?;
         let probe_sender = match a.probe_sender.as_deref().or(c.probe_sender.as_deref()) {
             Some(p) => Some(SmtpPath::parse(p).with_context(|| format!("--probe-sender '{p}'"))?),
@@ -154,9 +168,19 @@ impl Settings {
             port: a.smtp_port.or(c.smtp_port).unwrap_or(25),
             helo,
             probe_sender,
-            connect_timeout: dur(&a.connect_timeout, &c.connect_timeout, "30s", "connect-timeout")?,
+            connect_timeout: dur(
+                &a.connect_timeout,
+                &c.connect_timeout,
+                "30s",
+                "connect-timeout",
+            )?,
             reply_timeout: dur(&a.timeout, &c.timeout, "30s", "timeout")?,
-            session_deadline: dur(&a.session_timeout, &c.session_timeout, "300s", "session-timeout")?,
+            session_deadline: dur(
+                &a.session_timeout,
+                &c.session_timeout,
+                "300s",
+                "session-timeout",
+            )?,
             concurrency: positive(a.concurrency.or(c.concurrency), "concurrency", 32)?,
             per_host_rate,
             per_host_connections: positive(
@@ -177,7 +201,11 @@ impl Settings {
             nameservers,
             timeout: dur(&a.dns_timeout, &c.dns_timeout, "5s", "dns-timeout")?,
             attempts: positive(a.dns_attempts.or(c.dns_attempts), "dns-attempts", 2)?,
-            concurrency: positive(a.dns_concurrency.or(c.dns_concurrency), "dns-concurrency", 64)?,
+            concurrency: positive(
+                a.dns_concurrency.or(c.dns_concurrency),
+                "dns-concurrency",
+                64,
+            )?,
             allow_private: a.allow_private_mx || c.allow_private_mx.unwrap_or(false),
         };
         let lower_set = |flag: &Vec<String>, conf: &Option<Vec<String>>| -> HashSet<String> {
@@ -188,7 +216,8 @@ impl Settings {
         };
         let mut exclude_domains = HashSet::new();
         for d in lower_set(&a.exclude_domain, &c.exclude_domain) {
-            let ascii = idna::domain_to_ascii(&d).map_err(|_| anyhow::anyhow!("--exclude-domain '{d}' is not a domain name"))?;
+            let ascii = idna::domain_to_ascii(&d)
+                .map_err(|_| anyhow::anyhow!("--exclude-domain '{d}' is not a domain name"))?;
             exclude_domains.insert(ascii);
         }
         let exclude_addresses = lower_set(&a.exclude_address, &c.exclude_address);
@@ -262,7 +291,11 @@ fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> 
     written.extend(s.formats.iter().map(|f| s.output.join(f.file_name())));
     if !s.quiet && !written.is_empty() {
         let list: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        eprintln!("sendercheck: wrote {} and fixes in {}", list.join(", "), s.output.join("fixes").display());
+        eprintln!(
+            "sendercheck: wrote {} and fixes in {}",
+            list.join(", "),
+            s.output.join("fixes").display()
+        );
     }
     let summary = &outcome.context.summary;
     let fails = summary.class_count(Class::Fail);
@@ -285,7 +318,12 @@ impl ReportWriter for TranscriptWriter {
         let mut text = format!("\n== {name}: {} ({})\n", record.verdict, record.reason);
         for line in &record.transcript {
             text.push_str("   ");
-            text.push_str(&line.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>());
+            text.push_str(
+                &line
+                    .chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect::<String>(),
+            );
             text.push('\n');
         }
         out.write_all(text.as_bytes()).map_err(|e| {
