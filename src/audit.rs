@@ -151,13 +151,17 @@ fn now_rfc3339() -> String {
     )
 }
 
+/// Opens the report writers once the summary is known.
+pub type OpenReports<'a> =
+    dyn FnMut(&ReportContext) -> Result<Vec<Box<dyn ReportWriter>>, ReportError> + 'a;
+
 /// Run the whole pipeline. `open_reports` is called once the context (summary
 /// and stats) is known and returns the writers that receive the rows.
 pub fn audit(
     source: &Source,
     opts: &AuditOptions,
     observer: &dyn Observer,
-    open_reports: &mut dyn FnMut(&ReportContext) -> Result<Vec<Box<dyn ReportWriter>>, ReportError>,
+    open_reports: &mut OpenReports<'_>,
 ) -> Result<AuditOutcome, AuditError> {
     let started = Instant::now();
     let started_at = now_rfc3339();

@@ -329,10 +329,8 @@ impl Resolver {
                         }
                     }
                 }
-                Answer::NoData => {
-                    if seen.insert(domain.clone()) {
-                        host_names.push(domain.clone());
-                    }
+                Answer::NoData if seen.insert(domain.clone()) => {
+                    host_names.push(domain.clone());
                 }
                 _ => {}
             }
