@@ -9,3 +9,4 @@ pub mod input;
 pub mod record;
 pub mod report;
 pub mod verdict;
+pub mod world;
