@@ -1,13 +1,16 @@
 //! Proves the offline world with real sockets: hand-built DNS queries over UDP
 //! and TCP, raw SMTP dialogues, and hostile servers that must still end.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
-use sendercheck::world::{DnsServer, Transport, Zone};
+use sendercheck::world::{
+    unused_port_free_ip, DnsServer, Greeting, Hostile, NullSender, Script, SmtpServer, Transport,
+    Zone,
+};
 
 // ---------------------------------------------------------------- DNS helpers
 
@@ -273,4 +276,408 @@ fn dns_garbage_and_drop_with_open_connection() {
     assert!(started.elapsed() < Duration::from_secs(3));
     let mut b = [0u8; 1];
     assert!(matches!(idle.read(&mut b), Ok(0) | Err(_)));
+}
+
+// ---------------------------------------------------------------- SMTP helpers
+
+/// A raw SMTP client: no cleverness, so the server is what is being tested.
+struct Client {
+    r: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(server: &SmtpServer) -> Client {
+        let s = TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client {
+            r: BufReader::new(s),
+        }
+    }
+
+    /// One full reply, continuation lines joined with '\n'.
+    fn reply(&mut self) -> String {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.r.read_line(&mut line).unwrap();
+            assert!(
+                n > 0,
+                "connection closed while waiting for a reply: {lines:?}"
+            );
+            let line = line.trim_end().to_string();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return lines.join("\n");
+            }
+        }
+    }
+
+    fn send(&mut self, raw: &str) {
+        self.r.get_mut().write_all(raw.as_bytes()).unwrap();
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.send(&format!("{line}\r\n"));
+        self.reply()
+    }
+
+    /// True if the server closed the connection (EOF or reset) with nothing more to say.
+    fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        match self.r.read_to_end(&mut rest) {
+            Ok(_) => rest.is_empty(),
+            Err(e) => e.kind() == ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+fn code(reply: &str) -> &str {
+    &reply[..3]
+}
+
+fn provider() -> Script {
+    Script::new("mx1.provider.test")
+        .domain("provider.test")
+        .users(&["news", "Billing", "alice"])
+}
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, last)
+}
+
+// ---------------------------------------------------------------- SMTP tests
+
+#[test]
+fn smtp_normal_dialogue() {
+    let srv = SmtpServer::start(ip(1), 0, provider()).unwrap();
+    let mut c = Client::connect(&srv);
+    assert!(c.reply().starts_with("220 mx1.provider.test"));
+    let ehlo = c.cmd("EHLO prober.test");
+    assert!(ehlo.starts_with("250-mx1.provider.test"));
+    assert!(ehlo.contains("250-PIPELINING"));
+    assert_eq!(code(&c.cmd("MAIL FROM:<>")), "250");
+    assert_eq!(code(&c.cmd("RCPT TO:<news@provider.test>")), "250");
+    assert_eq!(code(&c.cmd("RCPT TO:<BILLING@Provider.Test>")), "250");
+    let unknown = c.cmd("RCPT TO:<nobody@provider.test>");
+    assert_eq!(
+        unknown,
+        "550 5.1.1 <nobody@provider.test>: Recipient address rejected: User unknown in virtual mailbox table"
+    );
+    assert_eq!(code(&c.cmd("RCPT TO:<postmaster@provider.test>")), "250");
+    assert_eq!(
+        c.cmd("RCPT TO:<news@elsewhere.test>"),
+        "554 5.7.1 <news@elsewhere.test>: Relay access denied"
+    );
+    assert_eq!(code(&c.cmd("RSET")), "250");
+    assert_eq!(code(&c.cmd("QUIT")), "221");
+    assert!(c.closed());
+    let log = srv.log();
+    assert_eq!(log.connections, 1);
+    assert_eq!(log.rcpt_count, 5);
+    assert!(!log.data_seen);
+    assert!(!log.injected);
+    assert_eq!(log.commands[0], (1, "EHLO prober.test".to_string()));
+    assert_eq!(log.verbs("rcpt").len(), 5);
+}
+
+#[test]
+fn smtp_null_sender_rejected_at_mail_or_rcpt() {
+    let srv =
+        SmtpServer::start(ip(1), 0, provider().null_sender(NullSender::RejectAtMail)).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    assert_eq!(
+        c.cmd("MAIL FROM:<>"),
+        "550 5.7.1 <>: Sender address rejected: Null sender not accepted here"
+    );
+    assert_eq!(code(&c.cmd("MAIL FROM:<probe@prober.test>")), "250");
+    assert_eq!(code(&c.cmd("RCPT TO:<news@provider.test>")), "250");
+
+    let srv =
+        SmtpServer::start(ip(1), 0, provider().null_sender(NullSender::RejectAtRcpt)).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("HELO prober.test");
+    assert_eq!(code(&c.cmd("MAIL FROM:<>")), "250");
+    assert!(c
+        .cmd("RCPT TO:<news@provider.test>")
+        .starts_with("550 5.7.1 <>: Sender address rejected"));
+}
+
+#[test]
+fn smtp_probe_blocked_variants() {
+    let srv = SmtpServer::start(
+        ip(1),
+        0,
+        provider()
+            .null_sender(NullSender::RejectAtMail)
+            .reject_non_null_too(true),
+    )
+    .unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    assert_eq!(code(&c.cmd("MAIL FROM:<>")), "550");
+    let r = c.cmd("MAIL FROM:<probe@prober.test>");
+    assert!(
+        r.starts_with("550 5.7.1") && r.contains("[127.0.0.1]"),
+        "{r}"
+    );
+
+    let text = "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using b.barracudacentral.org";
+    let srv = SmtpServer::start(ip(1), 0, provider().rcpt_override(text)).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    c.cmd("MAIL FROM:<>");
+    assert_eq!(c.cmd("RCPT TO:<news@provider.test>"), text);
+    assert_eq!(code(&c.cmd("RCPT TO:<postmaster@provider.test>")), "250");
+
+    let greeting = "554 5.7.1 mx.x: Client host [127.0.0.1] blocked using zen.spamhaus.org";
+    let srv = SmtpServer::start(
+        ip(1),
+        0,
+        provider().greeting(Greeting::Reject(greeting.into())),
+    )
+    .unwrap();
+    let mut c = Client::connect(&srv);
+    assert_eq!(c.reply(), greeting);
+    assert_eq!(code(&c.cmd("EHLO prober.test")), "503");
+    assert_eq!(code(&c.cmd("QUIT")), "221");
+}
+
+#[test]
+fn smtp_greylist_first_450_then_250() {
+    let srv = SmtpServer::start(ip(1), 0, provider().greylist(1)).unwrap();
+    let attempt = |rcpt: &str| {
+        let mut c = Client::connect(&srv);
+        c.reply();
+        c.cmd("EHLO prober.test");
+        c.cmd("MAIL FROM:<>");
+        let r = c.cmd(&format!("RCPT TO:<{rcpt}>"));
+        c.cmd("QUIT");
+        r
+    };
+    let first = attempt("news@provider.test");
+    assert!(
+        first.starts_with("450 4.2.0 <news@provider.test>: Recipient address rejected: Greylisted")
+    );
+    assert_eq!(code(&attempt("news@provider.test")), "250");
+    // Greylisting is per (sender, recipient) pair; an unknown user is unknown once let through.
+    assert_eq!(code(&attempt("nobody@provider.test")), "450");
+    assert_eq!(code(&attempt("nobody@provider.test")), "550");
+}
+
+#[test]
+fn smtp_limits_452_and_421() {
+    let srv = SmtpServer::start(ip(1), 0, provider().max_rcpt_per_txn(2)).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    c.cmd("MAIL FROM:<>");
+    assert_eq!(code(&c.cmd("RCPT TO:<news@provider.test>")), "250");
+    assert_eq!(code(&c.cmd("RCPT TO:<alice@provider.test>")), "250");
+    assert_eq!(
+        c.cmd("RCPT TO:<billing@provider.test>"),
+        "452 4.5.3 Too many recipients"
+    );
+    c.cmd("RSET");
+    c.cmd("MAIL FROM:<>");
+    assert_eq!(code(&c.cmd("RCPT TO:<billing@provider.test>")), "250");
+
+    let srv = SmtpServer::start(ip(1), 0, provider().drop_after_commands(3)).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    c.cmd("MAIL FROM:<>");
+    assert_eq!(code(&c.cmd("RCPT TO:<news@provider.test>")), "250");
+    assert_eq!(
+        c.cmd("RCPT TO:<alice@provider.test>"),
+        "421 4.7.0 Too many commands, closing"
+    );
+    assert!(c.closed());
+}
+
+#[test]
+fn smtp_pipelined_input_and_ehlo_fallback() {
+    let srv = SmtpServer::start(ip(1), 0, provider().tempfail_rcpt(false)).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    c.send(
+        "MAIL FROM:<>\r\nRCPT TO:<news@provider.test>\r\nRCPT TO:<x@provider.test>\r\n\
+         RCPT TO:<alice@provider.test>\r\nRSET\r\nNOOP\r\nQUIT\r\n",
+    );
+    let codes: Vec<String> = (0..7).map(|_| code(&c.reply()).to_string()).collect();
+    assert_eq!(codes, ["250", "250", "550", "250", "250", "250", "221"]);
+    assert!(c.closed());
+
+    let srv =
+        SmtpServer::start(ip(1), 0, provider().ehlo_rejected(true).pipelining(false)).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    assert_eq!(code(&c.cmd("EHLO prober.test")), "500");
+    assert_eq!(c.cmd("HELO prober.test"), "250 mx1.provider.test");
+
+    let srv = SmtpServer::start(
+        ip(1),
+        0,
+        provider().tempfail_rcpt(true).greeting(Greeting::Multiline),
+    )
+    .unwrap();
+    let mut c = Client::connect(&srv);
+    assert_eq!(c.reply().lines().count(), 3);
+    let ehlo = c.cmd("EHLO prober.test");
+    assert!(ehlo.contains("PIPELINING"));
+    c.cmd("MAIL FROM:<>");
+    assert_eq!(
+        c.cmd("RCPT TO:<news@provider.test>"),
+        "451 4.3.2 Please try again later"
+    );
+}
+
+#[test]
+fn smtp_data_and_injection_are_seen() {
+    let srv = SmtpServer::start(ip(1), 0, provider()).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    c.cmd("MAIL FROM:<>");
+    assert!(!srv.log().data_seen);
+    assert_eq!(code(&c.cmd("DATA")), "554", "no valid recipients yet");
+    assert!(srv.log().data_seen);
+
+    let srv = SmtpServer::start(ip(1), 0, provider()).unwrap();
+    let mut c = Client::connect(&srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    c.cmd("MAIL FROM:<>");
+    c.cmd("RCPT TO:<news@provider.test>");
+    assert_eq!(code(&c.cmd("DATA")), "354");
+    assert_eq!(code(&c.cmd("Subject: x\r\n\r\nhello\r\n.")), "250");
+    assert!(srv.log().data_seen);
+    assert!(!srv.log().injected);
+    c.cmd("RCPT TO:<a\rDATA@provider.test>");
+    c.cmd("NOOP\0");
+    assert!(srv.log().injected);
+}
+
+#[test]
+fn smtp_servers_share_a_port_and_dead_ips_refuse() {
+    let a = SmtpServer::start(ip(31), 0, provider()).unwrap();
+    let port = a.addr().port();
+    let b = SmtpServer::start(ip(32), port, Script::new("mx.other.test")).unwrap();
+    assert_eq!(b.addr(), SocketAddr::from((ip(32), port)));
+    assert!(Client::connect(&b).reply().starts_with("220 mx.other.test"));
+    assert!(SmtpServer::start(Ipv4Addr::new(10, 0, 0, 1), 0, Script::default()).is_err());
+    let dead = unused_port_free_ip(port, &[ip(31), ip(32)]).unwrap();
+    assert!(dead.is_loopback());
+    let err = TcpStream::connect((dead, port)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    // Concurrency is logged.
+    let c1 = Client::connect(&a);
+    let mut c2 = Client::connect(&a);
+    c2.reply();
+    assert_eq!(a.log().max_concurrent, 2);
+    drop(c1);
+}
+
+/// Reads until EOF/reset or `cap` bytes; returns the bytes seen (at most `keep`).
+fn drain(s: &mut TcpStream, cap: usize, keep: usize) -> (usize, Vec<u8>) {
+    let mut total = 0;
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    while total < cap {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if kept.len() < keep {
+                    kept.extend_from_slice(&buf[..n.min(keep - kept.len())]);
+                }
+                total += n;
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    (total, kept)
+}
+
+fn hostile(h: Hostile) -> (SmtpServer, TcpStream) {
+    let srv = SmtpServer::start(ip(1), 0, provider().hostile(h)).unwrap();
+    let s = TcpStream::connect(srv.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    (srv, s)
+}
+
+#[test]
+fn hostile_servers_end_by_themselves() {
+    let (_srv, mut s) = hostile(Hostile::HugeLine);
+    let (n, head) = drain(&mut s, 64 << 20, 8);
+    assert_eq!(n, 4 + 10 * 1024 * 1024);
+    assert_eq!(&head[..4], b"220 ");
+
+    let (_srv, mut s) = hostile(Hostile::EndlessContinuation);
+    let (n, head) = drain(&mut s, 64 << 20, 8);
+    assert!((50 << 20..51 << 20).contains(&n), "{n}");
+    assert_eq!(&head[..4], b"220-");
+
+    let (_srv, mut s) = hostile(Hostile::Garbage);
+    let (n, head) = drain(&mut s, 1 << 20, 1);
+    assert_eq!(n, 4096);
+    assert!(!head[0].is_ascii_digit());
+
+    let (_srv, mut s) = hostile(Hostile::ResetMidReply);
+    let (_, head) = drain(&mut s, 1 << 20, 100);
+    assert!(!head.contains(&b'\n'), "never a complete reply");
+}
+
+#[test]
+fn hostile_servers_stop_on_drop() {
+    for h in [
+        Hostile::Tarpit,
+        Hostile::EndlessContinuation,
+        Hostile::HugeLine,
+    ] {
+        let (srv, mut s) = hostile(h);
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).unwrap();
+        assert_eq!(first[0], b'2');
+        if h == Hostile::Tarpit {
+            // The next byte is a second away.
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let e = s.read(&mut first).unwrap_err();
+            assert!(matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut
+            ));
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        }
+        let started = Instant::now();
+        drop(srv);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{h:?} held Drop"
+        );
+        drain(&mut s, 64 << 20, 0);
+    }
+
+    let srv = SmtpServer::start(ip(1), 0, provider().greeting(Greeting::Never)).unwrap();
+    let mut s = TcpStream::connect(srv.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let e = s.read(&mut b).unwrap_err();
+    assert!(matches!(
+        e.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut
+    ));
+    let started = Instant::now();
+    drop(srv);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(matches!(s.read(&mut b), Ok(0) | Err(_)));
 }

@@ -6,5 +6,7 @@
 
 pub mod dns;
 mod net;
+pub mod smtp;
 
 pub use dns::{DnsServer, Transport, Zone};
+pub use smtp::{unused_port_free_ip, Greeting, Hostile, NullSender, Script, ServerLog, SmtpServer};

@@ -9,13 +9,51 @@
 use std::collections::HashMap;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Locks a mutex, ignoring poisoning: a panicking connection thread must not take
 /// the whole test world down with it, and our data stays consistent per update.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A one-way "stop now" flag whose waits can be cut short.
+#[derive(Default)]
+pub(crate) struct Stop {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Stop {
+    pub(crate) fn trigger(&self) {
+        *lock(&self.stopped) = true;
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        *lock(&self.stopped)
+    }
+
+    /// Sleeps for `dur` unless stopped first. Returns `true` if the world is
+    /// stopping, so callers can bail out of long scripted behaviours.
+    pub(crate) fn sleep(&self, dur: Duration) -> bool {
+        let deadline = Instant::now() + dur;
+        let mut stopped = lock(&self.stopped);
+        while !*stopped {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            stopped = self
+                .cv
+                .wait_timeout(stopped, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
 }
 
 /// Live connections and the threads serving them.
