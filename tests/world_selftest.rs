@@ -9,7 +9,7 @@ use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use sendercheck::world::{
     unused_port_free_ip, DnsServer, Greeting, Hostile, NullSender, Script, SmtpServer, Transport,
-    Zone,
+    World, WorldError, WorldSpec, Zone,
 };
 
 // ---------------------------------------------------------------- DNS helpers
@@ -680,4 +680,178 @@ fn hostile_servers_stop_on_drop() {
     assert!(started.elapsed() < Duration::from_secs(3));
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(matches!(s.read(&mut b), Ok(0) | Err(_)));
+}
+
+// ---------------------------------------------------------------- the whole world
+
+fn rcpt_via(world: &World, server: &str, rcpt: &str) -> String {
+    let srv = world.server(server).expect("server in the demo world");
+    let mut c = Client::connect(srv);
+    c.reply();
+    c.cmd("EHLO prober.test");
+    let mail = c.cmd("MAIL FROM:<>");
+    if !mail.starts_with('2') {
+        return mail;
+    }
+    let r = c.cmd(&format!("RCPT TO:<{rcpt}>"));
+    c.cmd("QUIT");
+    r
+}
+
+#[test]
+fn demo_world_starts_and_plays_its_domains() {
+    let spec = WorldSpec::demo().unwrap();
+    let world = World::start(&spec).unwrap();
+    let port = world.smtp_port();
+    assert!(world.servers.iter().all(|(_, s)| s.addr().port() == port));
+    let ns = world.nameserver();
+    let ask = |name: &str, t: RecordType| {
+        udp_ask(ns, &query(name, t), Duration::from_secs(5)).expect("answer")
+    };
+
+    // DNS shapes.
+    assert_eq!(mx_targets(&ask("provider.test.", RecordType::MX)).len(), 2);
+    let a = ask("mx1.provider.test.", RecordType::A);
+    assert!(matches!(&a.answers[0].data, RData::A(ip) if ip.0 == Ipv4Addr::new(127, 0, 0, 10)));
+    assert_eq!(
+        mx_targets(&ask("nullmx.test.", RecordType::MX)),
+        vec![(0, ".".into())]
+    );
+    assert_eq!(
+        mx_targets(&ask("mixed-nullmx.test.", RecordType::MX)).len(),
+        2
+    );
+    assert_eq!(
+        ask("absent.test.", RecordType::MX).metadata.response_code,
+        ResponseCode::NXDomain
+    );
+    let txtonly = ask("txtonly.test.", RecordType::MX);
+    assert_eq!(txtonly.metadata.response_code, ResponseCode::NoError);
+    assert!(txtonly.answers.is_empty());
+    assert!(ask("txtonly.test.", RecordType::A).answers.is_empty());
+    assert_eq!(
+        ask("mx.nowhere.badmx.test.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    assert!(ask("implicit.test.", RecordType::MX).answers.is_empty());
+    assert_eq!(ask("implicit.test.", RecordType::A).answers.len(), 1);
+    assert!(ask("bigmx.test.", RecordType::MX).metadata.truncation);
+    assert_eq!(
+        ask("servfail.test.", RecordType::MX).metadata.response_code,
+        ResponseCode::ServFail
+    );
+    let brand = ask("brand.test.", RecordType::MX);
+    assert_eq!(mx_targets(&brand).len(), 2);
+
+    // Dead addresses really refuse.
+    for dead in [200, 201, 202] {
+        let e = TcpStream::connect((ip(dead), port)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+    }
+
+    // SMTP behaviours.
+    assert_eq!(
+        code(&rcpt_via(&world, "mx1.provider.test", "news@provider.test")),
+        "250"
+    );
+    assert_eq!(
+        code(&rcpt_via(
+            &world,
+            "mx1.provider.test",
+            "nobody@provider.test"
+        )),
+        "550"
+    );
+    assert!(
+        rcpt_via(&world, "mx1.provider.test", "news@relaydenied.test")
+            .contains("Relay access denied")
+    );
+    assert!(
+        rcpt_via(&world, "mx.strict-mail.test", "news@strict-mail.test").contains("Null sender")
+    );
+    assert!(
+        rcpt_via(&world, "mx.strict-rcpt.test", "news@strict-rcpt.test").contains("Null sender")
+    );
+    assert_eq!(
+        code(&rcpt_via(&world, "mx.catchall.test", "zz9@catchall.test")),
+        "250"
+    );
+    assert_eq!(
+        code(&rcpt_via(
+            &world,
+            "mx.nopostmaster.test",
+            "postmaster@nopostmaster.test"
+        )),
+        "550"
+    );
+    assert_eq!(
+        code(&rcpt_via(&world, "mx.greylist.test", "news@greylist.test")),
+        "450"
+    );
+    assert_eq!(
+        code(&rcpt_via(&world, "mx.greylist.test", "news@greylist.test")),
+        "250"
+    );
+    assert_eq!(
+        code(&rcpt_via(&world, "implicit.test", "news@implicit.test")),
+        "250"
+    );
+    assert_eq!(
+        code(&rcpt_via(
+            &world,
+            "mx2.deadprimary.test",
+            "news@deadprimary.test"
+        )),
+        "250"
+    );
+    assert!(rcpt_via(&world, "mx.rblrcpt.test", "news@rblrcpt.test").contains("blocked using"));
+    assert_eq!(
+        code(&rcpt_via(&world, "mx.tempfail.test", "news@tempfail.test")),
+        "451"
+    );
+    let mut c = Client::connect(world.server("mx.blocklisted.test").unwrap());
+    assert!(c
+        .reply()
+        .starts_with("554 5.7.1 mx.blocklisted.test: Client host [127.0.0.1] blocked"));
+    let mut c = Client::connect(world.server("MX.OLDMTA.TEST.").unwrap());
+    c.reply();
+    assert_eq!(code(&c.cmd("EHLO prober.test")), "500");
+    assert_eq!(
+        world.server("mx1.provider.test").unwrap().log().rcpt_count,
+        3
+    );
+    assert!(world.servers.iter().all(|(_, s)| !s.log().data_seen));
+}
+
+#[test]
+fn world_spec_is_strict() {
+    assert!(matches!(
+        WorldSpec::from_toml("[dns.\"x.test\"]\nmx = [\"10\"]\n"),
+        Err(WorldError::Spec(_))
+    ));
+    assert!(matches!(
+        WorldSpec::from_toml("[dns.\"x.test\"]\nmxx = [\"10 a.test\"]\n"),
+        Err(WorldError::Toml(_))
+    ));
+    assert!(matches!(
+        WorldSpec::from_toml(
+            "[[smtp]]\nname = \"a\"\nip = \"127.0.0.5\"\n[smtp.script]\nusres = [\"x\"]\n"
+        ),
+        Err(WorldError::Toml(_))
+    ));
+    assert!(matches!(
+        WorldSpec::from_toml("[[smtp]]\nname = \"a\"\nip = \"192.0.2.1\"\n"),
+        Err(WorldError::Spec(_))
+    ));
+    let spec = WorldSpec::from_toml(
+        "[[smtp]]\nname = \"mx.a.test\"\nip = \"127.0.0.5\"\n[smtp.script]\nreply_delay_ms = 20\ngreylist = 2\n",
+    )
+    .unwrap();
+    assert_eq!(spec.smtp[0].script.reply_delay, Duration::from_millis(20));
+    assert!(spec.smtp[0].script.postmaster, "defaults fill the rest");
+    let world = World::start(&spec).unwrap();
+    let srv = world.server("mx.a.test").unwrap();
+    assert!(Client::connect(srv).reply().starts_with("220 mx.a.test"));
 }
