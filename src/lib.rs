@@ -17,3 +17,4 @@ pub mod record;
 pub mod report;
 pub mod smtp;
 pub mod verdict;
+pub mod world;
