@@ -298,9 +298,16 @@ impl<'a> Engine<'a> {
             Ok(s) => s,
             Err(e) => {
                 let why = session_failure(&e);
+                // A connection that opened but never greeted is a tarpit or an
+                // overloaded server, not a dead host.
+                let stage = match e.stage() {
+                    Some("connect") | None => Stage::Connect,
+                    Some(_) => Stage::Greeting,
+                };
                 for &i in pending {
-                    jobs[i].transcript.push(format!("{} * {why}", header[0]));
-                    jobs[i].record(attempt(Stage::Connect, AttemptEnd::Failed(why.clone())));
+                    jobs[i].transcript.push(header[0].clone());
+                    jobs[i].transcript.push(format!("* {why}"));
+                    jobs[i].record(attempt(stage, AttemptEnd::Failed(why.clone())));
                 }
                 return SessionEnd::Finished;
             }
