@@ -329,10 +329,9 @@ impl Resolver {
                         }
                     }
                 }
-                Answer::NoData => {
-                    if seen.insert(domain.clone()) {
-                        host_names.push(domain.clone());
-                    }
+                // Implicit MX: the domain itself, once.
+                Answer::NoData if seen.insert(domain.clone()) => {
+                    host_names.push(domain.clone());
                 }
                 _ => {}
             }
