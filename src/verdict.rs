@@ -214,7 +214,10 @@ pub struct Decided {
 /// not about the sender address. Free text may only move a verdict towards
 /// unknown, never towards fail.
 const PROBER_SIGNALS: &[&str] = &[
-    "blocked using",
+    // Plain "blocked" also covers "blocked using": a refusal that says it
+    // blocked someone may be about us, so it can only move towards unknown
+    // (rows 10, 14, 20), even beside user-unknown words.
+    "blocked",
     "blocklist",
     "block list",
     "blacklist",
@@ -258,17 +261,72 @@ fn about_prober(reply: &ReplyFacts, tokens: &[String]) -> bool {
             .any(|t| text.contains(&t.to_lowercase()))
 }
 
+/// The enhanced status code (RFC 3463): the parsed field, or else read from
+/// the text after the basic code (`550 5.1.1 ...`, `550-5.1.1 ...`).
+fn enhanced(reply: &ReplyFacts) -> Option<(u8, u16, u16)> {
+    if reply.enhanced.is_some() {
+        return reply.enhanced;
+    }
+    let line = reply.lines.first()?;
+    let rest = line.get(4..)?;
+    let word = rest.split_whitespace().next()?;
+    let mut parts = word.split('.');
+    let class = parts.next()?.parse::<u8>().ok()?;
+    let subject = parts.next()?.parse::<u16>().ok()?;
+    let detail = parts.next()?.parse::<u16>().ok()?;
+    if parts.next().is_some() || !matches!(class, 2 | 4 | 5) {
+        return None;
+    }
+    Some((class, subject, detail))
+}
+
+/// Row 19: the MX does not serve the domain. Only explicit relay refusals
+/// count: Postfix's "User unknown in relay recipient table" is row 18.
 fn relay_denied(reply: &ReplyFacts) -> bool {
     let text = reply.lower_text();
-    text.contains("relay") || text.contains("not permitted to relay") || reply.enhanced_is(1, 2)
+    matches!(enhanced(reply), Some((_, 1, 2)))
+        || [
+            "relay access denied",
+            "relaying denied",
+            "relay not permitted",
+            "relaying not permitted",
+            "not permitted to relay",
+            "relay denied",
+            "unable to relay",
+            "we do not relay",
+        ]
+        .iter()
+        .any(|s| text.contains(s))
+}
+
+/// Row 23: "too many recipients" (452, or 552 which RFC 5321 §4.5.3.1.10
+/// says to treat as temporary) is an artefact of batching several RCPTs in
+/// one transaction; a real callout sends one RCPT and never sees it. It
+/// decides nothing for either receiver model: re-probe in a new transaction.
+fn batching_artefact(att: &Attempt) -> bool {
+    att.stage == Stage::RcptTo
+        && att.reply().is_some_and(|r| {
+            matches!(r.code, 452 | 552)
+                && (matches!(enhanced(r), Some((_, 5, 3)))
+                    || r.lower_text().contains("too many recipients"))
+        })
+}
+
+/// Exim's stopping rule (1.3, 1.5), minus row 23 artefacts.
+fn exim_decides(att: &Attempt) -> bool {
+    att.decides_for_exim() && !batching_artefact(att)
+}
+
+/// Postfix's stopping rule (2.3: 5xx banners skipped), minus row 23 artefacts.
+fn postfix_decides(att: &Attempt) -> bool {
+    att.decides_for_postfix() && !batching_artefact(att)
 }
 
 /// A refusal at RCPT that concerns the (null) sender rather than the mailbox:
 /// Postfix with `smtpd_delay_reject` reports MAIL restrictions at RCPT.
 fn about_null_sender(reply: &ReplyFacts) -> bool {
     let text = reply.lower_text();
-    reply.enhanced_is(1, 7)
-        || reply.enhanced_is(1, 8)
+    matches!(enhanced(reply), Some((_, 1, 7 | 8)))
         || text.contains("sender address rejected")
         || text.contains("null sender")
         || text.contains("<>")
@@ -277,8 +335,9 @@ fn about_null_sender(reply: &ReplyFacts) -> bool {
 
 fn user_unknown(reply: &ReplyFacts) -> bool {
     let text = reply.lower_text();
+    // Row 18's signals, enhanced code read from the text too.
     matches!(
-        reply.enhanced,
+        enhanced(reply),
         Some((5, 1, 0 | 1 | 3 | 6)) | Some((5, 2, 1))
     ) || [
         "user unknown",
@@ -289,6 +348,10 @@ fn user_unknown(reply: &ReplyFacts) -> bool {
         "mailbox unavailable",
         "recipient not found",
         "no mailbox",
+        "mailbox not found",
+        // Microsoft 365 Directory-Based Edge Blocking: 5.4.1 "Access denied"
+        // for a mailbox that does not exist (research 3.6, row 18).
+        "as(201806281)",
     ]
     .iter()
     .any(|s| text.contains(s))
@@ -338,12 +401,12 @@ fn postfix_decision(ev: &SenderEvidence, null_refused: bool) -> Option<Decision>
         (None, true) => return None,
         (None, false) => &ev.null_sender,
     };
-    Some(model_decision(attempts, Attempt::decides_for_postfix).0)
+    Some(model_decision(attempts, postfix_decides).0)
 }
 
 /// Decide one sender from what its callout observed.
 pub fn decide(ev: &SenderEvidence) -> Decided {
-    let (exim, exim_deciding) = model_decision(&ev.null_sender, Attempt::decides_for_exim);
+    let (exim, exim_deciding) = model_decision(&ev.null_sender, exim_decides);
     let mut flags = Vec::new();
     let out = |verdict: Verdict,
                reason: String,
@@ -396,6 +459,20 @@ pub fn decide(ev: &SenderEvidence) -> Decided {
             );
         }
         let what = last.map(Attempt::describe).unwrap_or_default();
+        // Row 23: too many recipients in one transaction is not a verdict.
+        if let Some(a) = ev.null_sender.iter().find(|a| batching_artefact(a)) {
+            return out(
+                Verdict::Tempfail,
+                format!(
+                    "{} refused the RCPT as one too many in the transaction; it says nothing about the address and must be re-probed in a fresh transaction: {}",
+                    a.host,
+                    a.describe()
+                ),
+                postfix,
+                Some(a),
+                flags,
+            );
+        }
         let retried = if ev.reprobed_after_tempfail {
             " (also after waiting and re-probing)"
         } else {
@@ -484,7 +561,15 @@ pub fn decide(ev: &SenderEvidence) -> Decided {
                     flags,
                 );
             }
-            if about_null_sender(reply) && !user_unknown(reply) {
+            // Row 13 at RCPT (Postfix `smtpd_delay_reject` reports MAIL
+            // restrictions here), and row 21's control: the same RCPT with a
+            // non-null MAIL FROM was accepted, so the refusal is about `<>`.
+            let non_null_accepted = ev.probe_sender.as_ref().is_some_and(|tries| {
+                tries.iter().find(|a| postfix_decides(a)).is_some_and(|a| {
+                    a.stage == Stage::RcptTo && a.reply().is_some_and(|r| r.is_positive())
+                })
+            });
+            if non_null_accepted || (about_null_sender(reply) && !user_unknown(reply)) {
                 return null_sender_refused(ev, att, &said, &mut flags, exim);
             }
             let postfix = postfix_decision(ev, false);
@@ -544,6 +629,7 @@ fn null_sender_refused(
     exim: Decision,
 ) -> Decided {
     let postfix = postfix_decision(ev, true);
+    let null_reply = att.reply().expect("deciding attempts carry a reply");
     let base = format!(
         "{} refuses the null sender MAIL FROM:<> that Exim sender callouts use (RFC 5321 §4.5.5 requires accepting it): {said}",
         att.host
@@ -563,7 +649,7 @@ fn null_sender_refused(
             deciding: Some(att.clone()),
         };
     };
-    let deciding = tries.iter().find(|a| a.decides_for_postfix());
+    let deciding = tries.iter().find(|a| postfix_decides(a));
     let verdict_and_note = match deciding {
         Some(a) if a.stage == Stage::RcptTo => {
             let r = a.reply().expect("deciding attempts carry a reply");
@@ -582,7 +668,20 @@ fn null_sender_refused(
         }
         Some(a) => {
             let r = a.reply().expect("deciding attempts carry a reply");
-            if about_prober(r, &ev.prober_tokens) {
+            // Row 14, and §4 step 4: the non-null sender refused with
+            // reputation text, or refused exactly as `<>` was, shows the
+            // refusal is not specific to the null sender.
+            let alike = r.code == null_reply.code && shape(r) == shape(null_reply);
+            if alike {
+                (
+                    Verdict::ProbeBlocked,
+                    format!(
+                        "{} refused our non-null probe sender exactly as it refused MAIL FROM:<>, so the refusal is not about the null sender (most likely about the prober): {}",
+                        a.host,
+                        first_line(r)
+                    ),
+                )
+            } else if about_prober(r, &ev.prober_tokens) {
                 (
                     Verdict::ProbeBlocked,
                     format!(
