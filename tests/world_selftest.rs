@@ -855,3 +855,46 @@ fn world_spec_is_strict() {
     let srv = world.server("mx.a.test").unwrap();
     assert!(Client::connect(srv).reply().starts_with("220 mx.a.test"));
 }
+
+/// The DNS stage will use hickory-resolver: prove it gets along with our server,
+/// including the UDP→TCP fallback on truncation and negative answers.
+#[test]
+fn hickory_resolver_understands_the_world() {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    use hickory_resolver::Resolver;
+
+    let dns = DnsServer::start(test_zone()).unwrap();
+    let mut ns = NameServerConfig::udp_and_tcp(dns.addr().ip());
+    for c in &mut ns.connections {
+        c.port = dns.addr().port();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resolver = Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(vec![ns]),
+            TokioRuntimeProvider::default(),
+        )
+        .build()
+        .unwrap();
+        let mx = resolver.mx_lookup("provider.test.").await.unwrap();
+        assert_eq!(mx.answers().len(), 2);
+        let big = resolver.mx_lookup("big.test.").await.unwrap();
+        assert_eq!(big.answers().len(), 20);
+        assert!(resolver.mx_lookup("absent.test.").await.is_err());
+        assert!(resolver.mx_lookup("mx1.provider.test.").await.is_err());
+        // The resolver sends EDNS (1232 bytes), so big.test fits UDP; tcp_only forces TCP.
+        let a = resolver.ipv4_lookup("only-tcp.test.").await.unwrap();
+        assert_eq!(a.answers().len(), 1);
+    });
+    let transports: Vec<Transport> = dns
+        .queries()
+        .into_iter()
+        .filter(|(n, _, _)| n == "only-tcp.test")
+        .map(|(_, _, t)| t)
+        .collect();
+    assert_eq!(transports, vec![Transport::Udp, Transport::Tcp]);
+}
