@@ -34,8 +34,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Audit every sender of a CSV file (or `-` for standard input).
+    #[command(after_help = AFTER_HELP)]
     Audit(AuditArgs),
     /// Check a few addresses given on the command line and show the SMTP dialogue.
+    #[command(after_help = AFTER_HELP)]
     Check(CheckArgs),
     /// Run a full audit of samples/senders.csv against a built-in mail world on
     /// loopback (no network needed); reports go to reports/demo/.
