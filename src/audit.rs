@@ -250,7 +250,7 @@ pub fn audit(
                 outcomes[id] = Some(skipped.clone());
             }
         }
-    } else {
+    } else if !by_domain.is_empty() {
         observer.stage("dns", by_domain.len() as u64);
         let resolver = Resolver::new(opts.dns.clone())?;
         let mut domains: Vec<String> = by_domain.keys().cloned().collect();

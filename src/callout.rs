@@ -228,13 +228,17 @@ impl<'a> Engine<'a> {
             },
         };
         let mut reconnects = 0;
+        // Every session either records an answer for at least one job or
+        // asks to reconnect (bounded), so this ends; the cap is a backstop.
+        let mut sessions_left = jobs.len() + 4;
         loop {
             let pending: Vec<usize> = (0..jobs.len())
                 .filter(|i| !jobs[*i].done && !tried_here(&jobs[*i], host, ip))
                 .collect();
-            if pending.is_empty() {
+            if pending.is_empty() || sessions_left == 0 {
                 return;
             }
+            sessions_left -= 1;
             self.wait_backoff(&host.name);
             let _slot = self.slot(&host.name);
             self.connections.fetch_add(1, Ordering::Relaxed);

@@ -259,6 +259,12 @@ impl Settings {
 }
 
 fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> {
+    let helo = s.options.callout.helo.as_str();
+    if !s.quiet && s.options.stop_after.is_none() && !helo.contains('.') && !helo.starts_with('[') {
+        eprintln!(
+            "sendercheck: warning: HELO name '{helo}' is not a fully qualified domain name; many receivers refuse such clients. Set --helo to a name whose PTR matches this host's IP."
+        );
+    }
     let observer = progress::Bars::new(!s.quiet && io::stderr().is_terminal(), !s.quiet, s.verbose);
     let mut written = Vec::new();
     let formats = s.formats.clone();
