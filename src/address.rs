@@ -251,6 +251,14 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, AddressError> {
 /// UTF-8 encodes as 0xC2 0x80–0x9F; no other sequence starts with 0xC2 there.
 fn check_controls(s: &str) -> Result<(), AddressError> {
     let b = s.as_bytes();
+    // Branch-free pre-scan (vectorises); 0xC2 also starts harmless Latin-1
+    // letters, so a hit only means "look closer".
+    let suspect = b.iter().fold(false, |acc, &c| {
+        acc | (c < 0x20) | (c == 0x7f) | (c == 0xc2)
+    });
+    if !suspect {
+        return Ok(());
+    }
     for i in 0..b.len() {
         let c = b[i];
         let bad = c < 0x20 || c == 0x7f || (c == 0xc2 && matches!(b.get(i + 1), Some(0x80..=0x9f)));
@@ -335,7 +343,10 @@ fn find_unquoted(s: &[u8], pred: impl Fn(u8) -> bool) -> Result<Option<usize>, (
 fn extract_address<'a>(cell: &'a str, flags: &mut Vec<Flag>) -> Result<&'a str, AddressError> {
     check_mailto(cell)?;
     let bytes = cell.as_bytes();
-    if !bytes.iter().any(|&b| b == b'<' || b == b'>') {
+    if !bytes
+        .iter()
+        .fold(false, |acc, &b| acc | (b == b'<') | (b == b'>'))
+    {
         return Ok(cell);
     }
     let open = match find_unquoted(bytes, |b| b == b'<' || b == b'>') {
@@ -768,6 +779,14 @@ fn parse_literal(domain: &str) -> Result<Domain, AddressError> {
                 Shown(domain)
             ))),
         };
+    }
+    if inner.parse::<Ipv6Addr>().is_ok() {
+        // Syntactically a general literal with tag "2001", but clearly meant
+        // as IPv6; RFC 5321 requires the tag.
+        return Err(syntax(format!(
+            "address literal {} lacks the IPv6 tag; write it as [IPv6:{inner}]",
+            Shown(domain)
+        )));
     }
     if let Some(colon) = inner.find(':') {
         let (tag, content) = (&inner[..colon], &inner[colon + 1..]);
