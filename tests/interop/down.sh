@@ -62,6 +62,13 @@ if ns_up; then
     ip netns del "$SC_NS" || log "could not delete namespace $SC_NS"
 fi
 rm -rf "/etc/netns/$SC_NS"
+# the /run/netns self-mount that our `ip netns add` made, once no namespace is left
+if [ -f "$SC_STATE_DIR/$SC_NS.netns-mount" ]; then
+    if [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+        while mountpoint -q /run/netns; do umount /run/netns || break; done
+    fi
+    rm -f "$SC_STATE_DIR/$SC_NS.netns-mount"
+fi
 
 if [ -n "$WORLD" ] && [ "${KEEP_WORLD:-0}" != 1 ]; then
     case "$WORLD" in

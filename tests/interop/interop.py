@@ -433,6 +433,12 @@ def cmd_run(args):
         for f in failures:
             print(f"  - {f}")
         return 1
+    if not args.oracle_only:
+        stale = [k for k in allow if not any(k == (r["email"].lower(), o) and final[(r["email"], o)].decision
+                                             != (results.get(r["email"]) or {}).get(o)
+                                             for r in rows for o in ORACLES)]
+        for a, o in stale:
+            print(f"note: allow-list entry {a} {o} is not needed any more")
     mode = "oracle-only" if args.oracle_only else "oracles and sendercheck agree"
     print(f"INTEROP OK ({mode}; {len(rows)} senders)")
     return 0

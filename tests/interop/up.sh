@@ -96,6 +96,9 @@ echo "$WORLD" > "$SC_POINTER"
 mkdir -p "$WORLD"/{run,log,valiases}
 log "world $SC_NS in $WORLD"
 
+# iproute2 bind-mounts /run/netns onto itself on first use: remember whether
+# that mount is ours, so down.sh can leave no mount behind
+mountpoint -q /run/netns || touch "$SC_STATE_DIR/$SC_NS.netns-mount"
 ip netns add "$SC_NS"
 ip -n "$SC_NS" link set lo up
 mkdir -p "/etc/netns/$SC_NS"
