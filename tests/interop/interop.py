@@ -267,11 +267,18 @@ def run_sendercheck(binary, matrix, out, grey_wait):
 
 
 def index_results(report, rows):
-    """matrix row -> sendercheck result (by line, else by address)."""
-    by_line = {r.get("line"): r for r in report.get("results", [])}
-    by_addr = {str(r.get("address", "")).lower(): r for r in report.get("results", [])}
-    return {row["email"]: by_line.get(row["line"]) or by_addr.get(row["email"].lower())
-            for row in rows}
+    """matrix row -> sendercheck result: by line number when that result is
+    for the same address, else by address."""
+    results = report.get("results", [])
+    by_line = {r.get("line"): r for r in results}
+    by_addr = {str(r.get("address", "")).lower(): r for r in results}
+    out = {}
+    for row in rows:
+        res = by_line.get(row["line"])
+        if res is None or str(res.get("address", "")).lower() != row["email"].lower():
+            res = by_addr.get(row["email"].lower())
+        out[row["email"]] = res
+    return out
 
 
 def deciding_reply(res):
@@ -382,7 +389,7 @@ def cmd_run(args):
         with open(fix_file, "w") as f:
             f.writelines(f"{a}: :blackhole:\n" for a in fix_senders)
     else:
-        report = run_sendercheck(args.bin, args.matrix, args.out, GREY_DELAY + 2)
+        report = run_sendercheck(args.bin, args.matrix, args.out, int(GREY_DELAY) + 2)
         results = index_results(report, rows)
         cmp_rows, mismatches = [], []
         for r in rows:
