@@ -71,16 +71,22 @@ teardown() {
     exit "$rc"
 }
 trap teardown EXIT
-trap 'rc=130; exit 130' INT TERM
+# a signal ends the runner (by its PID) at once, then teardown runs
+child=
+trap 'rc=130; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null; exit 130' INT TERM
 
 bash "$HERE/up.sh" "$SCRATCH"
 
 # ---- the matrix
 mkdir -p "$OUT"
+# in the background, so that `wait` (unlike a foreground child) lets a signal in
 set +e
 timeout 270 python3 "$HERE/interop.py" run --out "$OUT" \
     ${BIN:+--bin "$BIN"} $oracle_only \
-    --matrix tests/interop/matrix.csv </dev/null
+    --matrix tests/interop/matrix.csv </dev/null &
+child=$!
+wait "$child"
 rc=$?
+child=
 set -e
 [ -z "${SC_OUT:-}" ] || log "outputs kept in $OUT"
