@@ -294,6 +294,22 @@ pub fn audit(
                     let mut o = (*shared).clone();
                     o.mx_hosts = route.mx_names.clone();
                     o.flags = route.flags.clone();
+                    // Row 5: a null MX beside real MX records is decided by
+                    // DNS alone for Postfix, so a DNS-only run reports it too.
+                    if g.in_shard
+                        && opts.stop_after == Some(StopAfter::Dns)
+                        && matches!(
+                            route.outcome,
+                            RouteOutcome::Hosts {
+                                null_mx_mixed: true,
+                                ..
+                            }
+                        )
+                    {
+                        o.verdict = Verdict::NullMx;
+                        o.reason = "the domain publishes a null MX (MX 0 .) beside real MX records, which RFC 7505 §3 forbids: Postfix treats it as accepting no mail; Exim would use the real MX hosts (not probed: --stop-after dns)".to_string();
+                        o.postfix = Some(Decision::Fail);
+                    }
                     shared = Arc::new(o);
                 }
                 for &id in &d.senders {

@@ -205,6 +205,13 @@ impl<'a> Engine<'a> {
         entry.0 = Instant::now() + Duration::from_millis(500 << entry.1);
     }
 
+    /// Back to the base pause after a session that made progress.
+    fn forgive(&self, host: &str) {
+        if let Some(entry) = self.backoff.lock().expect("backoff lock").get_mut(host) {
+            entry.1 = 0;
+        }
+    }
+
     fn session_config(&self) -> SessionConfig {
         SessionConfig {
             connect_timeout: self.opts.connect_timeout,
@@ -250,10 +257,22 @@ impl<'a> Engine<'a> {
                 .or_default() += 1;
             (self.progress)(self.finished.load(Ordering::Relaxed), &host.name);
             let outcome = self.session(host, addr, &mail_from, jobs, &pending);
+            // A session that answered someone before the server closed it (a
+            // per-connection command limit) is progress, not a failing host:
+            // keep reconnecting at the base pace rather than backing off and
+            // giving up after three tries.
+            let progressed = pending
+                .iter()
+                .any(|&i| jobs[i].done || tried_here(&jobs[i], host, ip));
             match outcome {
                 SessionEnd::Finished => return,
-                SessionEnd::Reconnect if reconnects < 3 => {
-                    reconnects += 1;
+                SessionEnd::Reconnect if progressed || reconnects < 3 => {
+                    if progressed {
+                        reconnects = 0;
+                        self.forgive(&host.name);
+                    } else {
+                        reconnects += 1;
+                    }
                     self.slow_down(&host.name);
                 }
                 SessionEnd::Reconnect => {
@@ -387,7 +406,6 @@ impl<'a> Engine<'a> {
                 }
             };
             if mail.code == 421 {
-                self.slow_down(&host.name);
                 return SessionEnd::Reconnect;
             }
             if !mail.is_positive() {
@@ -461,7 +479,6 @@ impl<'a> Engine<'a> {
                 }
             }
             if reconnect {
-                self.slow_down(&host.name);
                 return SessionEnd::Reconnect;
             }
             if broken.is_some() {
