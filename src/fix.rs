@@ -493,7 +493,7 @@ impl FixWriter {
             for (problem, note) in &fixes.other {
                 md.push_str(&format!(
                     "\n### {} ({} sender(s))\n\n{}\n",
-                    problem.label(),
+                    md_text(problem.label()),
                     note.count,
                     explain(*problem, domain, note.mx.as_deref())
                 ));
