@@ -815,3 +815,70 @@ fn one_line_fixes() {
     assert!(one_line(by_line(9)).unwrap().contains("line 9"));
     assert_eq!(one_line(by_line(12)), None);
 }
+
+// ---------------------------------------------------------- throughput
+
+/// `cargo test --release --test reports -- --ignored --nocapture`: a million
+/// rows through every format, timed. Peak memory can be checked by running
+/// the same under `/usr/bin/time -v`.
+#[test]
+#[ignore]
+fn million_rows() {
+    let fixture = records();
+    let n = 1_000_000u64;
+    let mut ctx = context(&fixture);
+    ctx.summary = Summary::default();
+    for i in 0..n {
+        ctx.summary.add(fixture[(i % 15) as usize].verdict, 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let mut r = fixture[0].clone();
+    let mut sum = 0;
+    for i in 0..n {
+        r.clone_from(&fixture[(i % 15) as usize]);
+        r.line = i + 2;
+        sum += std::hint::black_box(&r).line;
+    }
+    println!("clone only: {:?} ({sum})", start.elapsed());
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        std::hint::black_box(sendercheck::fix::one_line(&fixture[(i % 15) as usize]));
+    }
+    println!("one_line only: {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    let mut sink = std::io::BufWriter::with_capacity(256 * 1024, std::io::sink());
+    for i in 0..n {
+        serde_json::to_writer(&mut sink, &fixture[(i % 15) as usize]).unwrap();
+    }
+    println!("serde_json of records to sink: {:?}", start.elapsed());
+    for format in Format::ALL {
+        let start = std::time::Instant::now();
+        let mut w = report::open(format, dir.path(), &ctx).unwrap();
+        let mut r = fixture[0].clone();
+        for i in 0..n {
+            let base = &fixture[(i % 15) as usize];
+            r.clone_from(base);
+            r.line = i + 2;
+            w.row(&r).unwrap();
+        }
+        let paths = w.finish().unwrap();
+        let size = std::fs::metadata(&paths[0]).unwrap().len();
+        println!(
+            "{format:?}: {n} rows in {:?}, {} MB",
+            start.elapsed(),
+            size / 1_000_000
+        );
+    }
+    let start = std::time::Instant::now();
+    let mut w = report::fix_writer(dir.path());
+    for i in 0..n {
+        let mut r = fixture[(i % 15) as usize].clone();
+        if let Some(a) = &mut r.address {
+            *a = format!("u{i}.{a}");
+        }
+        w.row(&r).unwrap();
+    }
+    w.finish().unwrap();
+    println!("fixes: {n} rows in {:?}", start.elapsed());
+}

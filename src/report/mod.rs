@@ -38,8 +38,6 @@ pub enum ReportError {
     /// printing an error nobody will read.
     #[error("broken pipe")]
     BrokenPipe,
-    #[error("cannot encode a report row: {0}")]
-    Encode(String),
     #[error(transparent)]
     Fix(#[from] FixError),
 }
@@ -283,6 +281,8 @@ impl AtomicFile {
             .writer
             .into_inner()
             .map_err(|e| ReportError::io(&path, e.into_error()))?;
+        // Data on disk before the rename, so a crash cannot leave an empty
+        // file under the final name.
         tmp.as_file()
             .sync_all()
             .map_err(|e| ReportError::io(&path, e))?;
