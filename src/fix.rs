@@ -193,7 +193,10 @@ pub fn one_line(record: &SenderRecord) -> Option<String> {
 /// is read with) for `address`. The lookup key is `$local_part@$domain`, with
 /// the local part *unquoted*; keys holding white space, `:` or `"`, or
 /// starting with `#` (a comment line), are written in double quotes with
-/// backslash escapes. `None` if the address cannot be expressed safely.
+/// backslash escapes (Exim `lookups/lsearch.c`: an unquoted key ends at `:`
+/// or white space, a quoted one is read with `string_interpret_escape`, and
+/// keys compare case-insensitively). `None` if the address cannot be
+/// expressed safely.
 pub fn valiases_key(address: &str) -> Option<String> {
     let (local, domain) = split(address)?;
     let local = unquote_local(local)?;
@@ -384,7 +387,13 @@ impl FixWriter {
             .map_err(io_err(&self.dir))?;
         let mut written = self.write_tree(staging.path())?;
         let old = if final_dir.exists() {
-            let old = self.dir.join(format!(".fixes.old.{}", std::process::id()));
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let old = self
+                .dir
+                .join(format!(".fixes.old.{}.{nanos}", std::process::id()));
             fs::rename(&final_dir, &old).map_err(io_err(&final_dir))?;
             Some(old)
         } else {
