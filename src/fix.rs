@@ -11,7 +11,7 @@ use crate::record::{SenderRecord, Stage};
 use crate::verdict::Verdict;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,8 @@ impl Problem {
 
 /// Why an `unreceivable` RCPT refusal happened, from the reason and reply
 /// text. Only picks *which fix*; the verdict itself was decided upstream.
+/// Runs once per failing row of a possibly huge run, so it scans the text
+/// in place instead of building lower-cased copies.
 fn classify_refusal(record: &SenderRecord) -> Problem {
     let ev = record.evidence.as_ref();
     if let Some(ev) = ev {
@@ -88,41 +90,52 @@ fn classify_refusal(record: &SenderRecord) -> Problem {
             return Problem::ServerRefusesSmtp;
         }
     }
-    let mut text = record.reason.to_ascii_lowercase();
-    if let Some(ev) = ev {
-        for line in &ev.reply {
-            text.push('\n');
-            text.push_str(&line.to_ascii_lowercase());
-        }
-    }
-    let codes = enhanced_codes(&text);
-    if text.contains("relay") || codes.iter().any(|c| c.ends_with(".1.2")) {
+    let texts = || {
+        std::iter::once(record.reason.as_str()).chain(
+            ev.into_iter()
+                .flat_map(|e| e.reply.iter().map(String::as_str)),
+        )
+    };
+    let codes = || texts().flat_map(enhanced_codes);
+    if texts().any(|t| contains_ignore_ascii_case(t, "relay"))
+        || codes().any(|c| c.ends_with(".1.2"))
+    {
         return Problem::RelayDenied;
     }
-    let user_unknown_code = codes.iter().any(|c| {
+    let user_unknown_code = codes().any(|c| {
         [".1.1", ".1.0", ".1.3", ".1.6", ".2.1"]
             .iter()
             .any(|s| c.ends_with(s))
     });
-    if !user_unknown_code && codes.iter().any(|c| c.get(1..4) == Some(".7.")) {
+    if !user_unknown_code && codes().any(|c| c.split('.').nth(1) == Some("7")) {
         return Problem::PolicyRejected;
     }
     Problem::UserUnknown
 }
 
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// RFC 3463 enhanced status codes (`5.1.1`) found in `text`.
-fn enhanced_codes(text: &str) -> Vec<&str> {
+fn enhanced_codes(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .map(|w| w.trim_matches('.'))
         .filter(|w| {
-            let parts: Vec<&str> = w.split('.').collect();
-            parts.len() == 3
-                && matches!(parts[0], "2" | "4" | "5")
-                && parts[1..]
-                    .iter()
-                    .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+            let mut parts = w.split('.');
+            let class_ok = matches!(parts.next(), Some("2" | "4" | "5"));
+            let rest: [Option<&str>; 3] = [parts.next(), parts.next(), parts.next()];
+            class_ok
+                && rest[2].is_none()
+                && rest[..2].iter().all(|p| {
+                    p.is_some_and(|p| {
+                        !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())
+                    })
+                })
         })
-        .collect()
 }
 
 fn mx_of(record: &SenderRecord) -> String {
@@ -180,7 +193,10 @@ pub fn one_line(record: &SenderRecord) -> Option<String> {
 /// is read with) for `address`. The lookup key is `$local_part@$domain`, with
 /// the local part *unquoted*; keys holding white space, `:` or `"`, or
 /// starting with `#` (a comment line), are written in double quotes with
-/// backslash escapes. `None` if the address cannot be expressed safely.
+/// backslash escapes (Exim `lookups/lsearch.c`: an unquoted key ends at `:`
+/// or white space, a quoted one is read with `string_interpret_escape`, and
+/// keys compare case-insensitively). `None` if the address cannot be
+/// expressed safely.
 pub fn valiases_key(address: &str) -> Option<String> {
     let (local, domain) = split(address)?;
     let local = unquote_local(local)?;
@@ -371,7 +387,13 @@ impl FixWriter {
             .map_err(io_err(&self.dir))?;
         let mut written = self.write_tree(staging.path())?;
         let old = if final_dir.exists() {
-            let old = self.dir.join(format!(".fixes.old.{}", std::process::id()));
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let old = self
+                .dir
+                .join(format!(".fixes.old.{}.{nanos}", std::process::id()));
             fs::rename(&final_dir, &old).map_err(io_err(&final_dir))?;
             Some(old)
         } else {
@@ -493,7 +515,7 @@ impl FixWriter {
             for (problem, note) in &fixes.other {
                 md.push_str(&format!(
                     "\n### {} ({} sender(s))\n\n{}\n",
-                    problem.label(),
+                    md_text(problem.label()),
                     note.count,
                     explain(*problem, domain, note.mx.as_deref())
                 ));
@@ -602,12 +624,13 @@ fn md_code(s: &str) -> String {
         .collect()
 }
 
+/// Writes one file of the staging tree. No per-file rename is needed: the
+/// whole tree is swapped in at once, and qmail alone can mean a file per
+/// address.
 fn write_file(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, FixError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let path = dir.join(name);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(&path))?;
-    tmp.write_all(contents.as_bytes()).map_err(io_err(&path))?;
-    tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
+    fs::write(&path, contents).map_err(io_err(&path))?;
     Ok(path)
 }
 
@@ -641,7 +664,9 @@ mod tests {
 
     #[test]
     fn codes() {
-        assert_eq!(enhanced_codes("550 5.1.1 <a@b>: no"), vec!["5.1.1"]);
-        assert!(enhanced_codes("version 1.2.3.4").is_empty());
+        let codes = |t| enhanced_codes(t).collect::<Vec<_>>();
+        assert_eq!(codes("550 5.1.1 <a@b>: no."), vec!["5.1.1"]);
+        assert_eq!(codes("ends 5.7.1."), vec!["5.7.1"]);
+        assert!(codes("version 1.2.3.4 or 5.1.2.3").is_empty());
     }
 }

@@ -654,3 +654,231 @@ fn markdown_golden() {
     assert!(md.contains("sales@shop.example: :blackhole:"));
     assert!(!md.contains("news@relay.example: :blackhole:"));
 }
+
+// ---------------------------------------------------------------- JUnit
+
+fn junit_counts(xml: &str) -> (roxmltree::Document<'_>, [u64; 4]) {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    let attr = |n: &str| suite.attribute(n).unwrap().parse::<u64>().unwrap();
+    let counts = [
+        attr("tests"),
+        attr("failures"),
+        attr("errors"),
+        attr("skipped"),
+    ];
+    (doc, counts)
+}
+
+#[test]
+fn junit_golden_and_counts() {
+    let (_dir, path) = render(Format::Junit, Options::default());
+    let xml = std::fs::read_to_string(&path).unwrap();
+    golden("junit.xml", xml.as_bytes());
+    let (doc, counts) = junit_counts(&xml);
+    assert_eq!(counts, [15, 9, 0, 5]);
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 15);
+    assert_eq!(
+        cases
+            .iter()
+            .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+            .count(),
+        9
+    );
+    let info = cases[1];
+    assert_eq!(
+        info.attribute("classname"),
+        Some("sendercheck.shop.example")
+    );
+    assert_eq!(info.attribute("name"), Some("line 3: info@shop.example"));
+    let failure = info.children().find(|n| n.has_tag_name("failure")).unwrap();
+    assert_eq!(failure.attribute("type"), Some("unreceivable"));
+    let body = failure.text().unwrap();
+    assert!(body.contains("<script>alert(1)</script>"), "{body}");
+    assert!(body.contains("fix: add `info@shop.example: :blackhole:`"));
+    // The ESC byte in the greylisting reply is illegal in XML 1.0: the parse
+    // above succeeded, so it was stripped.
+    assert!(!xml.contains('\u{1b}'));
+}
+
+#[test]
+fn junit_gate_unknown_fails_unknowns() {
+    let (_dir, path) = render(
+        Format::Junit,
+        Options {
+            gate_unknown: true,
+            ..Options::default()
+        },
+    );
+    let xml = std::fs::read_to_string(&path).unwrap();
+    let (_, counts) = junit_counts(&xml);
+    assert_eq!(counts, [15, 14, 0, 0]);
+}
+
+// ---------------------------------------------------------------- HTML
+
+#[test]
+fn html_golden_and_escaping() {
+    let (_dir, path) = render(Format::Html, Options::default());
+    let html = std::fs::read_to_string(&path).unwrap();
+    golden("report.html", html.as_bytes());
+    assert!(!html.contains("<script>alert"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("&quot;unknown&quot; user &amp; "));
+    assert!(html.contains("&#39;mailbox&#39;"));
+    // self-contained: nothing fetched from elsewhere
+    for needle in ["src=", "href=", "@import", "url("] {
+        assert!(!html.contains(needle), "external reference {needle}");
+    }
+    assert_eq!(html.matches("<script>").count(), 1);
+    // every sender has a row, each with its class for the filter
+    assert_eq!(html.matches("<tr class=\"fail\"").count(), 9);
+    assert_eq!(html.matches("<tr class=\"unknown\"").count(), 5);
+    assert_eq!(html.matches("<tr class=\"pass\"").count(), 1);
+    assert!(html.contains("shophost.co.uk"));
+}
+
+// ---------------------------------------------------------------- fixes
+
+#[test]
+fn fix_files() {
+    let records = records();
+    let dir = tempfile::tempdir().unwrap();
+    // A stale file from an earlier run must not survive.
+    std::fs::create_dir_all(dir.path().join("fixes/valiases")).unwrap();
+    std::fs::write(dir.path().join("fixes/valiases/old.example"), "x").unwrap();
+    let mut w = report::fix_writer(dir.path());
+    for r in &records {
+        w.row(r).unwrap();
+    }
+    let mut written = w.finish().unwrap();
+    written.sort();
+    let fixes = dir.path().join("fixes");
+    let rel: Vec<String> = written
+        .iter()
+        .map(|p| p.strip_prefix(&fixes).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        rel,
+        [
+            "FIXES.md",
+            "postfix-virtual",
+            "qmail/shop.example/.qmail-info",
+            "qmail/shop.example/.qmail-sales",
+            "sendmail-virtusertable",
+            "valiases/shop.example",
+        ]
+    );
+    let read = |p: &str| std::fs::read_to_string(fixes.join(p)).unwrap();
+    assert_eq!(
+        read("valiases/shop.example"),
+        "info@shop.example: :blackhole:\nsales@shop.example: :blackhole:\n"
+    );
+    assert!(!fixes.join("valiases/relay.example").exists());
+    assert!(!fixes.join("valiases/old.example").exists());
+    assert_eq!(read("qmail/shop.example/.qmail-info"), "#\n");
+    let postfix = read("postfix-virtual");
+    assert!(postfix.contains("\ninfo@shop.example  devnull@localhost\n"));
+    assert!(postfix.contains("devnull: /dev/null"));
+    assert!(!postfix.contains("relay.example"));
+    assert!(read("sendmail-virtusertable").contains("\nsales@shop.example\tdevnull\n"));
+    let md = read("FIXES.md");
+    golden("FIXES.md", md.as_bytes());
+    assert!(md.contains("relay denied"));
+    assert!(md.contains("RFC 5321 §4.5.5"));
+    // nothing left behind but the fixes tree
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, vec![std::ffi::OsString::from("fixes")]);
+}
+
+#[test]
+fn one_line_fixes() {
+    use sendercheck::fix::{one_line, Problem};
+    let records = records();
+    let by_line = |n: u64| records.iter().find(|r| r.line == n).unwrap();
+    assert_eq!(Problem::of(by_line(3)), Some(Problem::UserUnknown));
+    assert_eq!(Problem::of(by_line(4)), Some(Problem::RelayDenied));
+    assert_eq!(Problem::of(by_line(2)), None);
+    assert_eq!(Problem::of(by_line(10)), None);
+    assert!(one_line(by_line(5)).unwrap().contains("MAIL FROM:<>"));
+    assert!(one_line(by_line(6)).unwrap().contains("publish a real MX"));
+    assert!(one_line(by_line(9)).unwrap().contains("line 9"));
+    assert_eq!(one_line(by_line(12)), None);
+}
+
+// ---------------------------------------------------------- throughput
+
+/// `cargo test --release --test reports -- --ignored --nocapture`: a million
+/// rows through every format, timed. Peak memory can be checked by running
+/// the same under `/usr/bin/time -v`.
+#[test]
+#[ignore]
+fn million_rows() {
+    let fixture = records();
+    let n = 1_000_000u64;
+    let mut ctx = context(&fixture);
+    ctx.summary = Summary::default();
+    for i in 0..n {
+        ctx.summary.add(fixture[(i % 15) as usize].verdict, 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let mut r = fixture[0].clone();
+    let mut sum = 0;
+    for i in 0..n {
+        r.clone_from(&fixture[(i % 15) as usize]);
+        r.line = i + 2;
+        sum += std::hint::black_box(&r).line;
+    }
+    println!("clone only: {:?} ({sum})", start.elapsed());
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        std::hint::black_box(sendercheck::fix::one_line(&fixture[(i % 15) as usize]));
+    }
+    println!("one_line only: {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    let mut sink = std::io::BufWriter::with_capacity(256 * 1024, std::io::sink());
+    for i in 0..n {
+        serde_json::to_writer(&mut sink, &fixture[(i % 15) as usize]).unwrap();
+    }
+    println!("serde_json of records to sink: {:?}", start.elapsed());
+    for format in Format::ALL {
+        let start = std::time::Instant::now();
+        let mut w = report::open(format, dir.path(), &ctx).unwrap();
+        let mut r = fixture[0].clone();
+        for i in 0..n {
+            let base = &fixture[(i % 15) as usize];
+            r.clone_from(base);
+            r.line = i + 2;
+            w.row(&r).unwrap();
+        }
+        let paths = w.finish().unwrap();
+        let size = std::fs::metadata(&paths[0]).unwrap().len();
+        println!(
+            "{format:?}: {n} rows in {:?}, {} MB",
+            start.elapsed(),
+            size / 1_000_000
+        );
+    }
+    let start = std::time::Instant::now();
+    let mut w = report::fix_writer(dir.path());
+    for i in 0..n {
+        let mut r = fixture[(i % 15) as usize].clone();
+        if let Some(a) = &mut r.address {
+            *a = format!("u{i}.{a}");
+        }
+        w.row(&r).unwrap();
+    }
+    w.finish().unwrap();
+    println!("fixes: {n} rows in {:?}", start.elapsed());
+}

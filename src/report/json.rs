@@ -5,12 +5,13 @@
 //! each row is serialised straight into the buffered file, one row per line.
 //! Nothing is held per row, so a million rows cost no more memory than one.
 
-use super::util::effective_fix;
 use super::Body;
+use crate::fix::one_line;
 use crate::record::{Evidence, ReportContext, SenderRecord, Summary};
 use crate::verdict::{Class, Decision, Flag, Verdict};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 /// The `schema` value; bump on any incompatible change to the layout.
@@ -110,7 +111,7 @@ impl Serialize for ByVerdict<'_> {
 }
 
 /// One entry of `results`: the record's fields, with `fix` filled in by
-/// [`effective_fix`] so JSON agrees with every other format.
+/// [`one_line`] when unset upstream, so JSON agrees with every other format.
 #[derive(Serialize)]
 struct RowOut<'a> {
     line: u64,
@@ -127,7 +128,7 @@ struct RowOut<'a> {
     postfix: Option<Decision>,
     evidence: Option<&'a Evidence>,
     transcript: &'a [String],
-    fix: Option<String>,
+    fix: Option<Cow<'a, str>>,
 }
 
 impl<'a> RowOut<'a> {
@@ -147,7 +148,10 @@ impl<'a> RowOut<'a> {
             postfix: r.postfix,
             evidence: r.evidence.as_ref(),
             transcript: &r.transcript,
-            fix: effective_fix(r),
+            fix: match &r.fix {
+                Some(f) => Some(Cow::Borrowed(f.as_str())),
+                None => one_line(r).map(Cow::Owned),
+            },
         }
     }
 }

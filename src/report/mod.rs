@@ -38,8 +38,6 @@ pub enum ReportError {
     /// printing an error nobody will read.
     #[error("broken pipe")]
     BrokenPipe,
-    #[error("cannot encode a report row: {0}")]
-    Encode(String),
     #[error(transparent)]
     Fix(#[from] FixError),
 }
@@ -283,6 +281,8 @@ impl AtomicFile {
             .writer
             .into_inner()
             .map_err(|e| ReportError::io(&path, e.into_error()))?;
+        // Data on disk before the rename, so a crash cannot leave an empty
+        // file under the final name.
         tmp.as_file()
             .sync_all()
             .map_err(|e| ReportError::io(&path, e))?;
@@ -295,12 +295,10 @@ impl AtomicFile {
 /// An anonymous scratch file for formats whose layout puts end-of-run
 /// figures (charts, counts) before the rows: rows are rendered here first and
 /// copied after the header, so memory stays flat however many rows there are.
-#[allow(dead_code)] // used by the html and junit formats (next commits)
 pub(crate) struct Spool {
     writer: BufWriter<File>,
 }
 
-#[allow(dead_code)]
 impl Spool {
     pub(crate) fn new(dir: &Path) -> Result<Spool, ReportError> {
         let file = tempfile::tempfile_in(dir).map_err(|e| ReportError::io(dir, e))?;
