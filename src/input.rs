@@ -204,6 +204,7 @@ impl Layout {
         } else {
             (1..=width).map(|i| format!("column{i}")).collect()
         };
+        let names = unique_names(names);
         let err = |message: String| InputError::Column {
             name: name.to_string(),
             line: 1,
@@ -477,4 +478,22 @@ impl LineCounter {
         }
         self.line
     }
+}
+
+/// Make header names unique (`owner`, `owner_2`, …) so passed-through
+/// columns never collide as keys in the reports.
+fn unique_names(names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .map(|name| {
+            let mut candidate = name.clone();
+            let mut n = 2;
+            while !seen.insert(candidate.to_lowercase()) {
+                candidate = format!("{name}_{n}");
+                n += 1;
+            }
+            candidate
+        })
+        .collect()
 }
