@@ -61,6 +61,9 @@ pub struct CalloutStats {
     pub sessions_by_host: BTreeMap<String, u64>,
 }
 
+/// This many 4xx RCPT answers in a row from one host slow that host down.
+const TEMPFAIL_RUN: u32 = 10;
+
 /// Progress callback: called with (senders finished so far, current host).
 pub type Progress<'a> = &'a (dyn Fn(u64, &str) + Sync);
 
@@ -117,6 +120,8 @@ struct Engine<'a> {
     open_changed: Condvar,
     /// Hosts that said 421 or kept deferring: not before this instant.
     backoff: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Consecutive 4xx RCPT answers per host.
+    tempfail_runs: Mutex<HashMap<String, u32>>,
     connections: AtomicU64,
     transactions: AtomicU64,
     rcpt_commands: AtomicU64,
@@ -203,6 +208,23 @@ impl<'a> Engine<'a> {
         let entry = map.entry(host.to_string()).or_insert((Instant::now(), 0));
         entry.1 = (entry.1 + 1).min(6);
         entry.0 = Instant::now() + Duration::from_millis(500 << entry.1);
+    }
+
+    /// A run of 4xx RCPT answers means the host is struggling or
+    /// throttling us: pause it (only it) before its next session.
+    fn note_rcpt_reply(&self, host: &str, transient: bool) {
+        let mut runs = self.tempfail_runs.lock().expect("tempfail lock");
+        let run = runs.entry(host.to_string()).or_insert(0);
+        if transient {
+            *run += 1;
+            if *run >= TEMPFAIL_RUN {
+                *run = 0;
+                drop(runs);
+                self.slow_down(host);
+            }
+        } else {
+            *run = 0;
+        }
     }
 
     /// Back to the base pause after a session that made progress.
@@ -475,6 +497,7 @@ impl<'a> Engine<'a> {
                         if let JobKind::Address(_) = jobs[i].kind {
                             self.finished.fetch_add(1, Ordering::Relaxed);
                         }
+                        self.note_rcpt_reply(&host.name, reply.is_transient());
                     }
                 }
             }
@@ -570,6 +593,7 @@ pub fn run(
         open: Mutex::new(HashMap::new()),
         open_changed: Condvar::new(),
         backoff: Mutex::new(HashMap::new()),
+        tempfail_runs: Mutex::new(HashMap::new()),
         connections: AtomicU64::new(0),
         transactions: AtomicU64::new(0),
         rcpt_commands: AtomicU64::new(0),

@@ -100,16 +100,32 @@ fn dur(
     parse_duration(text).map_err(|e| anyhow::anyhow!("--{name}: {e}"))
 }
 
+/// The machine's fully qualified name: the kernel's host name, or, when that
+/// has no dot, the first dotted alias /etc/hosts gives it (as `hostname -f`).
 fn default_helo() -> String {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .unwrap_or_default();
-    let name = name.trim();
+    let name = name.trim().to_string();
     if name.is_empty() {
-        "localhost".to_string()
-    } else {
-        name.to_string()
+        return "localhost".to_string();
     }
+    if name.contains('.') {
+        return name;
+    }
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    hosts
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+        .filter(|names| names.iter().any(|n| n.eq_ignore_ascii_case(&name)))
+        .flat_map(|names| names.into_iter().map(str::to_string).collect::<Vec<_>>())
+        .find(|n| {
+            n.contains('.')
+                && n.to_lowercase()
+                    .starts_with(&format!("{}.", name.to_lowercase()))
+        })
+        .unwrap_or(name)
 }
 
 impl Settings {
