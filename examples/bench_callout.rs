@@ -22,7 +22,11 @@ const RATE: f64 = 50.0;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let senders: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
-    let domains: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2_000).max(1);
+    let domains: usize = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000)
+        .max(1);
     let hosts: usize = args
         .get(3)
         .and_then(|s| s.parse().ok())
@@ -135,7 +139,12 @@ fn main() {
     let mut per_host: Vec<(usize, usize, usize, usize)> = Vec::new(); // conns, rcpts, max concurrent, commands
     for (_, server) in &world.servers {
         let log = server.log();
-        per_host.push((log.connections, log.rcpt_count, log.max_concurrent, log.commands.len()));
+        per_host.push((
+            log.connections,
+            log.rcpt_count,
+            log.max_concurrent,
+            log.commands.len(),
+        ));
     }
     let total_rcpt: usize = per_host.iter().map(|p| p.1).sum();
     let conns_min = per_host.iter().map(|p| p.0).min().unwrap_or(0);
@@ -148,16 +157,25 @@ fn main() {
         world.smtp_port()
     );
     println!("  exit status               {:?}", run.status);
-    println!("  summary                   {}", report["summary"]["by_verdict"]);
+    println!(
+        "  summary                   {}",
+        report["summary"]["by_verdict"]
+    );
     println!("  wall                      {wall:.2} s");
     println!("  duration_ms (stats)       {}", stats["duration_ms"]);
-    println!("  cpu user/sys              {:?} / {:?} s", run.user_s, run.sys_s);
+    println!(
+        "  cpu user/sys              {:?} / {:?} s",
+        run.user_s, run.sys_s
+    );
     println!("  peak RSS                  {}", bench_util::rss(&run));
     println!(
         "  connections (stats)       {connections} (target <= {})",
         senders / 8
     );
-    println!("  transactions / rcpts      {} / {}", stats["transactions"], stats["rcpt_commands"]);
+    println!(
+        "  transactions / rcpts      {} / {}",
+        stats["transactions"], stats["rcpt_commands"]
+    );
     println!("  RCPTs seen by servers     {total_rcpt} (busiest host: {rcpt_max})");
     println!("  connections per host      min {conns_min}, max {conns_max}");
     println!(
@@ -169,9 +187,15 @@ fn main() {
         busiest_log.max_concurrent
     );
     println!("  floor                     {floor:.2} s ({due} / {RATE})");
-    println!("  wall / floor              {:.2} (target <= 1.30)", wall / floor);
+    println!(
+        "  wall / floor              {:.2} (target <= 1.30)",
+        wall / floor
+    );
     if let Some(d) = stats["duration_ms"].as_u64() {
-        println!("  duration / floor          {:.2}", d as f64 / 1000.0 / floor);
+        println!(
+            "  duration / floor          {:.2}",
+            d as f64 / 1000.0 / floor
+        );
     }
     // Session lengths: commands per connection on the busiest host.
     let mut per_conn: BTreeMap<u64, usize> = BTreeMap::new();

@@ -17,7 +17,11 @@ use std::time::Duration;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let domains: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(50_000);
-    let hosts: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(500).max(1);
+    let hosts: usize = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500)
+        .max(1);
     let bin = bench_util::binary();
 
     let mut zone = Zone::new();
@@ -27,7 +31,11 @@ fn main() {
         zone.a(&format!("mx{h}.hosts.test"), ip);
     }
     for d in 0..domains {
-        zone.mx(&format!("d{d}.dns.test"), 10, &format!("mx{}.hosts.test", d % hosts));
+        zone.mx(
+            &format!("d{d}.dns.test"),
+            10,
+            &format!("mx{}.hosts.test", d % hosts),
+        );
     }
     let dns = DnsServer::start(zone).expect("world DNS on loopback");
 
@@ -76,16 +84,25 @@ fn main() {
     let skipped = std::fs::read_to_string(out.join("report.json"))
         .map(|t| t.matches("not probed (--stop-after dns)").count())
         .unwrap_or(0);
-    println!("bench B (DNS): {domains} domains, {hosts} MX hosts, world DNS on {}", dns.addr());
+    println!(
+        "bench B (DNS): {domains} domains, {hosts} MX hosts, world DNS on {}",
+        dns.addr()
+    );
     println!("  exit status           {:?}", run.status);
     println!("  wall                  {wall:.2} s (whole run: input, DNS, plan, report)");
     println!("  duration_ms (stats)   {}", stats["duration_ms"]);
-    println!("  cpu user/sys          {:?} / {:?} s", run.user_s, run.sys_s);
+    println!(
+        "  cpu user/sys          {:?} / {:?} s",
+        run.user_s, run.sys_s
+    );
     println!("  peak RSS              {}", bench_util::rss(&run));
     println!("  queries sent (stats)  {q}");
     println!("  queries served        MX {mx}, A {a}, AAAA {aaaa}");
     println!("  routed senders        {skipped} of {domains} (verdict skipped: not probed)");
     println!("  mx groups             {}", stats["mx_groups"]);
     println!("  domains/s             {:.0}", domains as f64 / wall);
-    println!("  lookups/s             {:.0} (all queries sent / wall)", sent as f64 / wall);
+    println!(
+        "  lookups/s             {:.0} (all queries sent / wall)",
+        sent as f64 / wall
+    );
 }
