@@ -152,13 +152,21 @@ impl Source {
                 name: self.name.clone(),
             });
         }
-        let layout = Layout::new(&self.name, &first, opts)?;
-        let pending = if opts.has_header { None } else { Some(first) };
         let mut lines = LineCounter::open(&self.path).map_err(|source| InputError::Unreadable {
             name: self.name.clone(),
             source,
         })?;
-        let after_first = lines.line_at(reader.position().byte());
+        // Blank lines before the first row (header or data) are skipped too.
+        lines.line_at(first.position().map_or(0, |p| p.byte()));
+        let (blank_from, first_line) = lines.skip_blank();
+        let layout = Layout::new(&self.name, &first, opts, first_line)?;
+        let pending = if opts.has_header {
+            None
+        } else {
+            Some((first, first_line))
+        };
+        let end = reader.position().byte();
+        let after_first = lines.line_at(end);
         Ok(Rows {
             lines,
             name: self.name.clone(),
@@ -168,7 +176,8 @@ impl Source {
             with_extra,
             record: csv::ByteRecord::new(),
             next_expected_line: after_first,
-            blank_lines: Vec::new(),
+            blank_lines: (blank_from..first_line).collect(),
+            end,
         })
     }
 }
@@ -185,7 +194,12 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn new(name: &str, first: &csv::ByteRecord, opts: &InputOptions) -> Result<Layout, InputError> {
+    fn new(
+        name: &str,
+        first: &csv::ByteRecord,
+        opts: &InputOptions,
+        line: u64,
+    ) -> Result<Layout, InputError> {
         let width = first.len();
         let names: Vec<String> = if opts.has_header {
             first
@@ -207,7 +221,7 @@ impl Layout {
         let names = unique_names(names);
         let err = |message: String| InputError::Column {
             name: name.to_string(),
-            line: 1,
+            line,
             message,
         };
         let address = match &opts.column {
@@ -301,11 +315,13 @@ pub struct Rows {
     name: String,
     reader: csv::Reader<BufReader<File>>,
     layout: Layout,
-    pending: Option<csv::ByteRecord>,
+    pending: Option<(csv::ByteRecord, u64)>,
     with_extra: bool,
     record: csv::ByteRecord,
     next_expected_line: u64,
     blank_lines: Vec<u64>,
+    /// Byte offset just past the last record read (trailing blank lines follow it).
+    end: u64,
 }
 
 impl Rows {
@@ -318,7 +334,7 @@ impl Rows {
         std::mem::take(&mut self.blank_lines)
     }
 
-    fn row_from(&self, record: &csv::ByteRecord, line: u64) -> Row {
+    fn row_from(&self, record: &csv::ByteRecord, line: u64, first: bool) -> Row {
         let idx = self.layout.address;
         let (cell, raw) = match record.get(idx) {
             None => (
@@ -330,7 +346,7 @@ impl Rows {
                 String::new(),
             ),
             Some(bytes) => {
-                let bytes = if line == 1 { strip_bom(bytes) } else { bytes };
+                let bytes = if first { strip_bom(bytes) } else { bytes };
                 match std::str::from_utf8(bytes) {
                     Ok(s) => (Ok(s.to_string()), s.to_string()),
                     Err(e) => (
@@ -377,20 +393,30 @@ impl Iterator for Rows {
     type Item = Result<Row, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(first) = self.pending.take() {
-            return Some(Ok(self.row_from(&first, 1)));
+        if let Some((first, line)) = self.pending.take() {
+            return Some(Ok(self.row_from(&first, line, true)));
         }
         let mut record = std::mem::take(&mut self.record);
         let result = match self.reader.read_byte_record(&mut record) {
-            Ok(false) => None,
+            Ok(false) => {
+                // Blank lines after the last row (once).
+                if self.end != u64::MAX {
+                    self.lines.line_at(self.end);
+                    let (first, line) = self.lines.skip_blank();
+                    self.blank_lines.extend(first..line);
+                    self.end = u64::MAX;
+                }
+                None
+            }
             Ok(true) => {
+                self.end = self.reader.position().byte();
                 // The reported start includes blank lines the reader skipped.
                 let start = record.position().map_or(0, |p| p.byte());
                 self.lines.line_at(start);
                 let (first, line) = self.lines.skip_blank();
                 self.blank_lines.extend(first..line);
                 self.next_expected_line = line;
-                Some(Ok(self.row_from(&record, line)))
+                Some(Ok(self.row_from(&record, line, false)))
             }
             Err(source) => {
                 let line = source
