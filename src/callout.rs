@@ -19,6 +19,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -584,8 +585,13 @@ pub fn run(
     prober_tokens: Vec<String>,
     progress: Progress<'_>,
 ) -> CalloutOutput {
+    // A burst of one transaction's RCPTs lets a pipelined batch go out at
+    // once; over any longer window the host still sees `per_host_rate`.
+    let burst = NonZeroU32::new(opts.rcpt_per_transaction.clamp(1, u32::MAX as usize) as u32)
+        .expect("clamped to at least one");
     let quota = Quota::with_period(Duration::from_secs_f64(1.0 / opts.per_host_rate.max(0.001)))
-        .expect("a positive period");
+        .expect("a positive period")
+        .allow_burst(burst);
     let engine = Engine {
         opts,
         limiter: RateLimiter::keyed(quota),
@@ -725,11 +731,14 @@ fn needs_reprobe(ev: &SenderEvidence) -> bool {
 /// big provider's senders are worked on by parallel sessions.
 fn split_tasks<'g>(groups: &'g [Group], opts: &CalloutOptions) -> Vec<Task<'g>> {
     let mut tasks = Vec::new();
+    let in_shard = groups.iter().filter(|g| g.in_shard).count().max(1);
+    // Parallel sessions per group: up to --per-host-connections, but never
+    // so many that the worker pool cannot run every group at once (a second
+    // wave of sessions would double the run's length).
+    let per_group = (opts.concurrency.max(1) / in_shard).clamp(1, opts.per_host_connections.max(1));
     for group in groups.iter().filter(|g| g.in_shard) {
         let total = group.sender_count();
-        let slices = opts
-            .per_host_connections
-            .max(1)
+        let slices = per_group
             .min(total.div_ceil(opts.rcpt_per_transaction.max(1)))
             .max(1);
         let mut buckets: Vec<Task<'g>> = (0..slices)
@@ -739,15 +748,14 @@ fn split_tasks<'g>(groups: &'g [Group], opts: &CalloutOptions) -> Vec<Task<'g>> 
                 controls: true,
             })
             .collect();
-        // Deal senders round-robin, but keep a domain's controls in the slice
-        // that has its first sender.
-        let mut k = 0;
-        for d in &group.domains {
+        // Deal senders round-robin. A domain's controls go with its first
+        // sender, and each domain starts on the next slice, so the controls
+        // spread evenly over the slices too.
+        for (k, d) in group.domains.iter().enumerate() {
             let mut per: Vec<Vec<usize>> = vec![Vec::new(); slices];
             for (n, id) in d.senders.iter().enumerate() {
                 per[(k + n) % slices].push(*id);
             }
-            k = (k + d.senders.len()) % slices;
             for (s, ids) in per.into_iter().enumerate() {
                 if !ids.is_empty() {
                     buckets[s].domains.push((d.domain.as_str(), ids));
