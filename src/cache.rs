@@ -726,12 +726,13 @@ impl Store {
         rows.map(|r| self.sql(r)).collect()
     }
 
-    /// One address's results over time, oldest first.
+    /// One address's results over time, oldest first (the address compared
+    /// without regard to case).
     pub fn sender_history(&self, address: &str) -> Result<Vec<SenderHistoryRow>, StoreError> {
         let mut stmt = self.sql(self.conn.prepare(
             "SELECT h.run_id, r.started_at, h.verdict, h.reason, h.cached, h.decided_at
              FROM history h JOIN runs r ON r.id = h.run_id
-             WHERE h.address = ?1 ORDER BY h.run_id",
+             WHERE h.address = ?1 COLLATE NOCASE ORDER BY h.run_id, h.address",
         ))?;
         let rows = self.sql(stmt.query_map([address], |r| {
             Ok((

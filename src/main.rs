@@ -458,7 +458,7 @@ fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> 
     };
     let outcome = audit::audit(source, &s.options, &observer, &mut open)?;
     observer.finish();
-    if outcome.interrupted && !s.quiet {
+    if outcome.interrupted {
         eprintln!(
             "sendercheck: interrupted: reports hold what was decided (\"complete\": false){}",
             if s.options.state.is_some() {
