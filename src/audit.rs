@@ -6,16 +6,22 @@
 //! and pass two streams one result per input row to every report.
 
 use crate::address::{self, Domain, Mailbox};
-use crate::callout::{self, CalloutOptions};
+use crate::cache::{
+    self, CachedResult, Clock, RunCounts, RunResult, StateOptions, Store, StoreError, SystemClock,
+};
+use crate::callout::{self, CalloutOptions, CalloutResult};
 use crate::dns::{DnsOptions, DnsSetupError, Resolver, Route, RouteOutcome};
 use crate::evidence::SenderEvidence;
 use crate::input::{InputError, InputOptions, Source};
 use crate::plan::{self, Group, Shard};
-use crate::record::{Evidence, GroupLine, ReportContext, RunMeta, SenderRecord, Stats, Summary};
+use crate::record::{
+    rfc3339, Evidence, GroupLine, ReportContext, RunMeta, SenderRecord, Stats, Summary,
+};
 use crate::report::{ReportError, ReportWriter};
-use crate::verdict::{decide, Decision, Flag, Verdict};
+use crate::verdict::{decide, Class, Decision, Flag, Verdict};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Where the run stops early.
@@ -46,6 +52,11 @@ pub struct AuditOptions {
     pub exclude_domains: HashSet<String>,
     /// Addresses (normalised) reported as `skipped`.
     pub exclude_addresses: HashSet<String>,
+    /// The persistent store (cache, run history, resume); `None`: stateless.
+    pub state: Option<StateOptions>,
+    /// Set (e.g. by a signal handler) to stop starting new work: the run
+    /// ends early, reports what it knows and is marked incomplete.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +67,8 @@ pub enum AuditError {
     Dns(#[from] DnsSetupError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Hooks the binary uses to show progress; the library never prints.
@@ -74,6 +87,8 @@ impl Observer for Silent {}
 #[derive(Debug, Clone)]
 pub struct AuditOutcome {
     pub context: ReportContext,
+    /// The run was stopped through [`AuditOptions::stop`] before it finished.
+    pub interrupted: bool,
 }
 
 /// The decided outcome of one distinct address (shared by its rows).
@@ -87,6 +102,8 @@ struct Outcome {
     postfix: Option<Decision>,
     evidence: Option<Evidence>,
     transcript: Vec<String>,
+    /// When a cached result was decided (seconds since the epoch).
+    cached_at: Option<i64>,
 }
 
 impl Outcome {
@@ -100,6 +117,49 @@ impl Outcome {
             postfix: None,
             evidence: None,
             transcript: Vec::new(),
+            cached_at: None,
+        }
+    }
+
+    /// A result from the store, reported with flag `cached` and its age.
+    fn cached(c: &CachedResult, now: i64) -> Outcome {
+        let mut flags = c.flags.clone();
+        if !flags.contains(&Flag::Cached) {
+            flags.push(Flag::Cached);
+        }
+        Outcome {
+            verdict: c.verdict,
+            reason: format!(
+                "{} (cached result, decided {} ago)",
+                c.reason,
+                cache::age(now - c.decided_at)
+            ),
+            flags,
+            mx_hosts: c.mx_hosts.clone(),
+            exim: c.exim,
+            postfix: c.postfix,
+            evidence: c.evidence.clone(),
+            transcript: vec![format!(
+                "* result from the state store, decided at {}: no DNS query, no connection",
+                rfc3339(c.decided_at)
+            )],
+            cached_at: Some(c.decided_at),
+        }
+    }
+
+    /// The cache row for this outcome.
+    fn to_cache(&self, address: &str, domain: &str, at: i64) -> CachedResult {
+        CachedResult {
+            address: address.to_string(),
+            domain: domain.to_string(),
+            verdict: self.verdict,
+            reason: self.reason.clone(),
+            flags: self.flags.clone(),
+            exim: self.exim,
+            postfix: self.postfix,
+            evidence: self.evidence.clone(),
+            mx_hosts: self.mx_hosts.clone(),
+            decided_at: at,
         }
     }
 }
@@ -132,28 +192,18 @@ impl AddressBook {
     }
 }
 
-fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+/// What a run's options were, for the run history.
+fn options_summary(opts: &AuditOptions) -> String {
+    serde_json::json!({
+        "stop_after": opts.stop_after.map(|s| s.code()),
+        "shard": opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        "refresh": opts.state.as_ref().is_some_and(|s| s.refresh),
+        "probe_sender": opts.callout.probe_sender.as_ref().map(|p| p.as_str().to_string()),
+        "random_probe": opts.callout.random_probe,
+        "postmaster_probe": opts.callout.postmaster_probe,
+        "per_host_rate": opts.callout.per_host_rate,
+    })
+    .to_string()
 }
 
 /// Opens the report writers once the summary is known.
@@ -169,7 +219,42 @@ pub fn audit(
     open_reports: &mut OpenReports<'_>,
 ) -> Result<AuditOutcome, AuditError> {
     let started = Instant::now();
-    let started_at = now_rfc3339();
+    let clock: Box<dyn Clock> = match &opts.state {
+        Some(st) => st.clock(),
+        None => Box::new(SystemClock),
+    };
+    let now = || clock.now();
+    let started_epoch = now();
+    let started_at = rfc3339(started_epoch);
+    let stop_flag = opts.stop.clone().unwrap_or_default();
+    let stopped = || stop_flag.load(Ordering::SeqCst);
+    // Take the store (and its run lock) before anything else: a second run
+    // on the same store fails here, before it reads a row.
+    let (store, run_id) = match &opts.state {
+        Some(st) => {
+            let mut store = Store::open(&st.path)?;
+            let run_id = store.begin_run(started_epoch, &source.name, &options_summary(opts))?;
+            (Some(Mutex::new(store)), run_id)
+        }
+        None => (None, 0),
+    };
+    let ttls = opts.state.as_ref().map(|s| s.ttls).unwrap_or_default();
+    let store_failed = std::sync::Once::new();
+    let save = |items: &[CachedResult]| {
+        let Some(store) = &store else { return };
+        if items.is_empty() {
+            return;
+        }
+        let r = store
+            .lock()
+            .expect("store lock")
+            .save_results(run_id, &ttls, items);
+        if let Err(e) = r {
+            store_failed.call_once(|| {
+                observer.note(&format!("results not cached: {e}"));
+            });
+        }
+    };
     let mut stats = Stats::default();
     let mut summary = Summary::default();
 
@@ -249,8 +334,55 @@ pub fn audit(
             Domain::Name(d) => by_domain.entry(d.clone()).or_default().push(id),
         }
     }
+    // Fresh cached results: those senders cost no DNS query and no session.
+    let use_cache = opts
+        .state
+        .as_ref()
+        .is_some_and(|st| !st.refresh && opts.stop_after != Some(StopAfter::Syntax));
+    if let (Some(store), true) = (&store, use_cache) {
+        let t = now();
+        let (fresh, refused) = {
+            let s = store.lock().expect("store lock");
+            (s.fresh_results(t)?, s.null_sender_refusals(t)?)
+        };
+        by_domain.retain(|domain, ids| {
+            ids.retain(|&id| {
+                if let Some(c) = fresh.get(&book.mailboxes[id].normalized()) {
+                    outcomes[id] = Some(Arc::new(Outcome::cached(c, t)));
+                    return false;
+                }
+                if let Some((at, said)) = refused.get(domain) {
+                    // Exim's domain record `reject_mfnull`: later callouts
+                    // for the domain fail without connecting.
+                    outcomes[id] = Some(Arc::new(Outcome {
+                        flags: vec![Flag::Cached],
+                        exim: Some(Decision::Fail),
+                        transcript: vec![format!(
+                            "* the domain's MX refused MAIL FROM:<> at {}: result reused, no connection",
+                            rfc3339(*at)
+                        )],
+                        cached_at: Some(*at),
+                        ..Outcome::simple(
+                            Verdict::NullSenderRejected,
+                            format!(
+                                "an earlier callout {} ago found that the domain's MX refuses the null sender MAIL FROM:<> ({said}); Exim reuses that for the whole domain and fails the callout without connecting (cached result)",
+                                cache::age(t - at)
+                            ),
+                        )
+                    }));
+                    return false;
+                }
+                true
+            });
+            !ids.is_empty()
+        });
+    }
     stats.distinct_domains = by_domain.len() as u64;
     let mut groups: Vec<Group> = Vec::new();
+    let interrupted_outcome = Arc::new(Outcome::simple(
+        Verdict::Skipped,
+        "interrupted: the run was stopped before this sender was checked",
+    ));
 
     if opts.stop_after == Some(StopAfter::Syntax) {
         let skipped = Arc::new(Outcome::simple(
@@ -262,6 +394,12 @@ pub fn audit(
                 outcomes[id] = Some(skipped.clone());
             }
         }
+    } else if stopped() {
+        for ids in by_domain.values() {
+            for &id in ids {
+                outcomes[id] = Some(interrupted_outcome.clone());
+            }
+        }
     } else if !by_domain.is_empty() {
         observer.stage("dns", by_domain.len() as u64);
         let resolver = Resolver::new(opts.dns.clone())?;
@@ -271,10 +409,21 @@ pub fn audit(
         stats.dns_queries = resolver.query_counts();
         let mut routed = Vec::new();
         let mut route_of: HashMap<String, Route> = HashMap::new();
+        let mut dns_decided = Vec::new();
+        let t = now();
         for domain in &domains {
             let route = routes.get(domain).cloned().expect("every domain is routed");
             let ids = &by_domain[domain];
             if let Some(decided) = route_outcome(&route) {
+                if store.is_some() {
+                    for &id in ids {
+                        dns_decided.push(decided.to_cache(
+                            &book.mailboxes[id].normalized(),
+                            domain,
+                            t,
+                        ));
+                    }
+                }
                 let shared = Arc::new(decided);
                 for &id in ids {
                     outcomes[id] = Some(shared.clone());
@@ -284,6 +433,7 @@ pub fn audit(
             }
             route_of.insert(domain.clone(), route);
         }
+        save(&dns_decided);
         groups = plan::build(routed, opts.shard);
         stats.mx_groups = groups.len() as u64;
         let not_in_shard = Arc::new(Outcome::simple(
@@ -338,11 +488,37 @@ pub fn audit(
             observer.stage("callouts", total);
             let tokens = prober_tokens(&opts.callout);
             let progress = |done: u64, host: &str| observer.progress(done, host);
-            let out = callout::run(&groups, &book.mailboxes, &opts.callout, tokens, &progress);
+            // Each task's results are committed to the store as they come:
+            // a run killed now loses only the sessions in flight.
+            let on_decided = |batch: &[(usize, CalloutResult)]| {
+                if store.is_none() {
+                    return;
+                }
+                let t = now();
+                let items: Vec<CachedResult> = batch
+                    .iter()
+                    .filter_map(|(id, r)| {
+                        let Domain::Name(domain) = book.mailboxes[*id].domain() else {
+                            return None;
+                        };
+                        let route = route_of.get(domain)?;
+                        let o = callout_outcome(route, r.evidence.clone(), Vec::new());
+                        Some(o.to_cache(&book.mailboxes[*id].normalized(), domain, t))
+                    })
+                    .collect();
+                save(&items);
+            };
+            let hooks = callout::Hooks {
+                progress: &progress,
+                on_decided: &on_decided,
+                stop: &stop_flag,
+            };
+            let out = callout::run(&groups, &book.mailboxes, &opts.callout, tokens, hooks);
             stats.connections = out.stats.connections;
             stats.transactions = out.stats.transactions;
             stats.rcpt_commands = out.stats.rcpt_commands;
             stats.smtp_sessions_by_host = out.stats.sessions_by_host;
+            let decided: HashSet<usize> = out.results.keys().copied().collect();
             for (id, result) in out.results {
                 let domain = match book.mailboxes[id].domain() {
                     Domain::Name(d) => d.clone(),
@@ -355,13 +531,55 @@ pub fn audit(
                     result.transcript,
                 )));
             }
+            if stopped() {
+                // Senders whose task never started.
+                for g in groups.iter().filter(|g| g.in_shard) {
+                    for d in &g.domains {
+                        for &id in &d.senders {
+                            if !decided.contains(&id) {
+                                outcomes[id] = Some(interrupted_outcome.clone());
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
+    let interrupted = stopped();
 
     for (id, o) in outcomes.iter().enumerate() {
         let verdict = o.as_ref().map_or(Verdict::Skipped, |o| o.verdict);
         summary.add(verdict, u64::from(book.rows[id]));
     }
+    let complete = opts.stop_after.is_none() && !interrupted;
+    let finished_epoch = now();
+    let changes = match store {
+        Some(store) => {
+            let mut store = store.into_inner().expect("store lock");
+            let mut results = Vec::with_capacity(n);
+            let mut cached = 0;
+            for (id, o) in outcomes.iter().enumerate() {
+                let Some(o) = o else { continue };
+                cached += u64::from(o.cached_at.is_some());
+                results.push(RunResult {
+                    address: book.mailboxes[id].normalized(),
+                    verdict: o.verdict,
+                    reason: o.reason.clone(),
+                    cached: o.cached_at.is_some(),
+                    decided_at: o.cached_at.unwrap_or(finished_epoch),
+                });
+            }
+            let counts = RunCounts {
+                rows: stats.rows,
+                pass: summary.class_count(Class::Pass),
+                fail: summary.class_count(Class::Fail),
+                unknown: summary.class_count(Class::Unknown),
+                cached,
+            };
+            store.finish_run(run_id, finished_epoch, counts, complete, &results)?
+        }
+        None => None,
+    };
     stats.duration_ms = started.elapsed().as_millis() as u64;
     let context = ReportContext {
         meta: RunMeta {
@@ -369,8 +587,8 @@ pub fn audit(
             version: env!("CARGO_PKG_VERSION").to_string(),
             input: source.name.clone(),
             started_at,
-            finished_at: now_rfc3339(),
-            complete: opts.stop_after.is_none(),
+            finished_at: rfc3339(finished_epoch),
+            complete,
             stop_after: opts.stop_after.map(|s| s.code().to_string()),
         },
         summary,
@@ -384,6 +602,7 @@ pub fn audit(
                 in_shard: g.in_shard,
             })
             .collect(),
+        changes,
     };
 
     // Pass two: one result per row, streamed to every report.
@@ -452,7 +671,10 @@ pub fn audit(
     for w in writers {
         w.finish()?;
     }
-    Ok(AuditOutcome { context })
+    Ok(AuditOutcome {
+        context,
+        interrupted,
+    })
 }
 
 /// Strings that identify the prober in a refusal: its HELO name.
@@ -522,6 +744,7 @@ fn callout_outcome(route: &Route, evidence: SenderEvidence, transcript: Vec<Stri
         postfix: decided.postfix,
         evidence,
         transcript,
+        cached_at: None,
     };
     if let RouteOutcome::Hosts {
         null_mx_mixed: true,

@@ -20,7 +20,7 @@ use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,21 @@ const TEMPFAIL_RUN: u32 = 10;
 
 /// Progress callback: called with (senders finished so far, current host).
 pub type Progress<'a> = &'a (dyn Fn(u64, &str) + Sync);
+
+/// Called from a worker thread each time a task's senders are decided (and
+/// again for senders re-probed after greylisting), so a caller can persist
+/// results as they come rather than at the end.
+pub type Decided<'a> = &'a (dyn Fn(&[(usize, CalloutResult)]) + Sync);
+
+/// How the caller follows and steers a run.
+#[derive(Clone, Copy)]
+pub struct Hooks<'a> {
+    pub progress: Progress<'a>,
+    pub on_decided: Decided<'a>,
+    /// Once set, no new task or re-probe starts; sessions in flight finish
+    /// (and QUIT). Senders never started have no result.
+    pub stop: &'a AtomicBool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sender {
@@ -583,8 +598,10 @@ pub fn run(
     mailboxes: &[Mailbox],
     opts: &CalloutOptions,
     prober_tokens: Vec<String>,
-    progress: Progress<'_>,
+    hooks: Hooks<'_>,
 ) -> CalloutOutput {
+    let progress = hooks.progress;
+    let stop = hooks.stop;
     // A burst of one transaction's RCPTs lets a pipelined batch go out at
     // once; over any longer window the host still sees `per_host_rate`.
     let burst = NonZeroU32::new(opts.rcpt_per_transaction.clamp(1, u32::MAX as usize) as u32)
@@ -622,7 +639,11 @@ pub fn run(
             let retries = &retries;
             let tokens = &prober_tokens;
             scope.spawn(move |_| {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
                 let out = run_task(engine, task, mailboxes, tokens, false);
+                (hooks.on_decided)(&out);
                 let mut again = Vec::new();
                 for (id, r) in &out {
                     if needs_reprobe(&r.evidence) {
@@ -651,9 +672,16 @@ pub fn run(
                 let tokens = &prober_tokens;
                 let task = &tasks[*t];
                 scope.spawn(move |_| {
-                    let now = Instant::now();
-                    if *ready > now {
-                        std::thread::sleep(*ready - now);
+                    // Wait for the greylisting delay, but not past a stop.
+                    loop {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let now = Instant::now();
+                        if *ready <= now {
+                            break;
+                        }
+                        std::thread::sleep((*ready - now).min(Duration::from_millis(100)));
                     }
                     let wanted: std::collections::HashSet<usize> = ids.iter().copied().collect();
                     let sub = Task {
@@ -674,18 +702,21 @@ pub fn run(
                             .collect(),
                         controls: false,
                     };
-                    let out = run_task(engine, &sub, mailboxes, tokens, true);
-                    let mut all = results.lock().expect("results lock");
-                    for (id, mut r) in out {
-                        if let Some(old) = all.get(&id) {
-                            r.evidence.domain = old.evidence.domain.clone();
-                            let mut t = old.transcript.clone();
-                            t.push("* re-probing after the greylisting wait".to_string());
-                            t.extend(r.transcript);
-                            r.transcript = t;
+                    let mut out = run_task(engine, &sub, mailboxes, tokens, true);
+                    {
+                        let all = results.lock().expect("results lock");
+                        for (id, r) in out.iter_mut() {
+                            if let Some(old) = all.get(id) {
+                                r.evidence.domain = old.evidence.domain.clone();
+                                let mut t = old.transcript.clone();
+                                t.push("* re-probing after the greylisting wait".to_string());
+                                t.append(&mut r.transcript);
+                                r.transcript = t;
+                            }
                         }
-                        all.insert(id, r);
                     }
+                    (hooks.on_decided)(&out);
+                    results.lock().expect("results lock").extend(out);
                 });
             }
         });

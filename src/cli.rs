@@ -12,7 +12,11 @@ EXIT STATUS:
   0  no sender fails (with --fail-on unknown: no sender fails or is unknown)
   1  at least one sender fails the gate
   2  usage, input or environment error (unreadable input, missing address column,
-     bad configuration); no verdict was reached
+     bad configuration, state store in use by another run); no verdict was reached;
+     or the run was interrupted (SIGINT/SIGTERM): sessions in flight finish, the
+     reports of what is known are written with \"complete\": false (senders not
+     checked are skipped, reason \"interrupted\"), and the next run with the same
+     --state resumes where it stopped
 
 Verdicts: receivable (pass); unreceivable, null-sender-rejected, null-mx, no-domain,
 no-mail-host, invalid-address (fail); tempfail, unreachable, probe-blocked,
@@ -42,6 +46,35 @@ pub enum Command {
     /// Run a full audit of samples/senders.csv against a built-in mail world on
     /// loopback (no network needed); reports go to reports/demo/.
     Demo(DemoArgs),
+    /// List past runs recorded in the state store, or (--sender) one sender's
+    /// verdicts over time.
+    #[command(
+        after_help = "EXIT STATUS:\n  0  history shown\n  2  no state store, or it cannot be read"
+    )]
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The state store. Default: sendercheck.db in the output directory.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Output directory whose sendercheck.db to read. Default: reports/
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Show this sender's verdicts over time instead of the runs.
+    #[arg(long, value_name = "ADDRESS")]
+    pub sender: Option<String>,
+
+    /// Most recent runs to list.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+
+    /// Configuration file (TOML), for its `state` and `output` keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +262,39 @@ pub struct CommonArgs {
     #[arg(long, value_name = "ADDRESS")]
     pub exclude_address: Vec<String>,
 
+    /// State store (SQLite): callout cache, run history, resume after an
+    /// interruption. Default: sendercheck.db in the output directory (for
+    /// `check`: none unless given).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// No state store: no cache, no history, no "changes since the last run".
+    #[arg(long, conflicts_with = "state")]
+    pub no_state: bool,
+
+    /// Ignore cached results and probe every sender again (results are
+    /// still stored).
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// How long an accepted sender stays cached. Default: 24h (Exim's).
+    #[arg(long, value_name = "DURATION")]
+    pub cache_pass_ttl: Option<String>,
+
+    /// How long a refused sender stays cached. Default: 2h (Exim's).
+    #[arg(long, value_name = "DURATION")]
+    pub cache_fail_ttl: Option<String>,
+
+    /// How long a domain whose MX refuses MAIL FROM:<> stays cached (for
+    /// every sender of the domain). Default: 3h (Exim's).
+    #[arg(long, value_name = "DURATION")]
+    pub cache_null_sender_ttl: Option<String>,
+
+    /// How long results decided by DNS alone (null MX, no such domain, no
+    /// mail host) stay cached. Default: 1h.
+    #[arg(long, value_name = "DURATION")]
+    pub cache_route_ttl: Option<String>,
+
     /// No progress bars or notes on standard error.
     #[arg(short, long)]
     pub quiet: bool,
@@ -270,6 +336,12 @@ pub struct ConfigFile {
     pub exclude_domain: Option<Vec<String>>,
     pub exclude_address: Option<Vec<String>>,
     pub quiet: Option<bool>,
+    pub state: Option<PathBuf>,
+    pub no_state: Option<bool>,
+    pub cache_pass_ttl: Option<String>,
+    pub cache_fail_ttl: Option<String>,
+    pub cache_null_sender_ttl: Option<String>,
+    pub cache_route_ttl: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -322,7 +394,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" | "" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("'{s}': unknown unit '{other}' (use ms, s, m or h)")),
+        "d" => value * 86_400.0,
+        other => {
+            return Err(format!(
+                "'{s}': unknown unit '{other}' (use ms, s, m, h or d)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("'{s}' is not a valid duration"));

@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod audit;
+pub mod cache;
 pub mod callout;
 pub mod cli;
 pub mod dns;

@@ -5,6 +5,7 @@ mod progress;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use sendercheck::audit::{self, AuditOptions, StopAfter};
+use sendercheck::cache::{StateOptions, Store, Ttls};
 use sendercheck::callout::CalloutOptions;
 use sendercheck::cli::{
     parse_duration, Cli, Command, CommonArgs, ConfigFile, FailOn, StopAfterArg,
@@ -21,6 +22,8 @@ use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Exit statuses (documented in `--help` and the README).
 const EXIT_OK: u8 = 0;
@@ -60,12 +63,16 @@ fn run(cli: Cli) -> Result<u8> {
                 has_header: !(args.no_header || config.no_header.unwrap_or(false)),
                 delimiter: b',',
             };
+            settings.options.state = state_options(&args.common, &config, &settings.output, true)?;
             let source = Source::open(&args.input)?;
+            settings.options.stop = Some(stop_on_signals()?);
             execute(&source, &settings, false)
         }
         Command::Check(args) => {
             let config = ConfigFile::load(args.common.config.as_deref())?;
-            let settings = Settings::resolve(&args.common, &config)?;
+            let mut settings = Settings::resolve(&args.common, &config)?;
+            settings.options.state = state_options(&args.common, &config, &settings.output, false)?;
+            settings.options.stop = Some(stop_on_signals()?);
             let mut csv = String::from("email\n");
             for a in &args.addresses {
                 if a.contains(['\r', '\n', '"']) {
@@ -77,7 +84,168 @@ fn run(cli: Cli) -> Result<u8> {
             execute(&source, &settings, true)
         }
         Command::Demo(args) => demo(args),
+        Command::History(args) => history(args),
     }
+}
+
+/// SIGINT and SIGTERM set the returned flag: the run stops starting new
+/// work, finishes the sessions in flight and writes what it knows. A second
+/// signal exits at once.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))
+            .context("cannot install a signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&flag))
+            .context("cannot install a signal handler")?;
+    }
+    Ok(flag)
+}
+
+/// The state store settings: `--state`, else `sendercheck.db` in the output
+/// directory when `default_on`; none with `--no-state`.
+fn state_options(
+    a: &CommonArgs,
+    c: &ConfigFile,
+    output: &std::path::Path,
+    default_on: bool,
+) -> Result<Option<StateOptions>> {
+    if a.no_state || (a.state.is_none() && c.no_state.unwrap_or(false)) {
+        return Ok(None);
+    }
+    let path = match (&a.state, &c.state) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) if default_on => p.clone(),
+        (None, _) if default_on => output.join("sendercheck.db"),
+        _ => return Ok(None),
+    };
+    let defaults = Ttls::default();
+    let ttl =
+        |flag: &Option<String>, conf: &Option<String>, default: std::time::Duration, name: &str| {
+            match flag.as_deref().or(conf.as_deref()) {
+                Some(text) => parse_duration(text).map_err(|e| anyhow::anyhow!("--{name}: {e}")),
+                None => Ok(default),
+            }
+        };
+    let ttls = Ttls {
+        pass: ttl(
+            &a.cache_pass_ttl,
+            &c.cache_pass_ttl,
+            defaults.pass,
+            "cache-pass-ttl",
+        )?,
+        fail: ttl(
+            &a.cache_fail_ttl,
+            &c.cache_fail_ttl,
+            defaults.fail,
+            "cache-fail-ttl",
+        )?,
+        null_sender: ttl(
+            &a.cache_null_sender_ttl,
+            &c.cache_null_sender_ttl,
+            defaults.null_sender,
+            "cache-null-sender-ttl",
+        )?,
+        route: ttl(
+            &a.cache_route_ttl,
+            &c.cache_route_ttl,
+            defaults.route,
+            "cache-route-ttl",
+        )?,
+    };
+    // Tests fix the clock through the environment (seconds since the epoch).
+    let now = match std::env::var("SENDERCHECK_NOW") {
+        Ok(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+            anyhow::anyhow!("SENDERCHECK_NOW={v:?}: expected seconds since the epoch")
+        })?),
+        Err(_) => None,
+    };
+    Ok(Some(StateOptions {
+        path,
+        ttls,
+        refresh: a.refresh,
+        now,
+    }))
+}
+
+/// `history`: runs, or one sender over time, from the state store.
+fn history(args: sendercheck::cli::HistoryArgs) -> Result<u8> {
+    let config = ConfigFile::load(args.config.as_deref())?;
+    let path = args
+        .state
+        .clone()
+        .or(config.state.clone())
+        .unwrap_or_else(|| {
+            args.output
+                .clone()
+                .or(config.output.clone())
+                .unwrap_or_else(|| PathBuf::from("reports"))
+                .join("sendercheck.db")
+        });
+    let store = Store::open_read_only(&path)?;
+    let date = |t: i64| sendercheck::record::rfc3339(t);
+    let mut out = String::new();
+    match &args.sender {
+        None => {
+            let runs = store.runs(args.limit)?;
+            out.push_str(&format!("runs in {} (newest first)\n", path.display()));
+            out.push_str(&format!(
+                "{:>5}  {:<20}  {:<10}  {:>8}  {:>6}  {:>6}  {:>7}  {:>7}  input\n",
+                "run", "started", "status", "rows", "pass", "fail", "unknown", "cached"
+            ));
+            for r in runs {
+                let status = match (r.finished_at, r.complete) {
+                    (None, _) => "unfinished",
+                    (Some(_), true) => "complete",
+                    (Some(_), false) => "incomplete",
+                };
+                out.push_str(&format!(
+                    "{:>5}  {:<20}  {:<10}  {:>8}  {:>6}  {:>6}  {:>7}  {:>7}  {}\n",
+                    r.id,
+                    date(r.started_at),
+                    status,
+                    r.rows,
+                    r.pass,
+                    r.fail,
+                    r.unknown,
+                    r.cached,
+                    r.input
+                ));
+            }
+        }
+        Some(sender) => {
+            let key = match sendercheck::address::parse_cell(sender) {
+                Ok(p) => p.mailbox.normalized(),
+                Err(_) => sender.trim().to_string(),
+            };
+            let rows = store.sender_history(&key)?;
+            if rows.is_empty() {
+                out.push_str(&format!(
+                    "{key}: no run of {} has checked it\n",
+                    path.display()
+                ));
+            } else {
+                out.push_str(&format!("{key}: verdicts over time (oldest first)\n"));
+                for r in rows {
+                    out.push_str(&format!(
+                        "run {:>4}  {}  {:<22} {}{}\n",
+                        r.run_id,
+                        date(r.run_started_at),
+                        r.verdict.code(),
+                        if r.cached { "[cached] " } else { "" },
+                        r.reason
+                    ));
+                }
+            }
+        }
+    }
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(out.as_bytes()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    Ok(EXIT_OK)
 }
 
 /// Everything resolved from flags, config file and defaults.
@@ -264,6 +432,8 @@ impl Settings {
                 shard,
                 exclude_domains,
                 exclude_addresses,
+                state: None,
+                stop: None,
             },
             formats,
             output: output.unwrap_or_else(|| PathBuf::from("reports")),
@@ -310,6 +480,16 @@ fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> 
     };
     let outcome = audit::audit(source, &s.options, &observer, &mut open)?;
     observer.finish();
+    if outcome.interrupted {
+        eprintln!(
+            "sendercheck: interrupted: reports hold what was decided (\"complete\": false){}",
+            if s.options.state.is_some() {
+                "; run again with the same --state to resume"
+            } else {
+                ""
+            }
+        );
+    }
     written.extend(s.formats.iter().map(|f| s.output.join(f.file_name())));
     if !s.quiet && !written.is_empty() {
         let list: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
@@ -318,6 +498,9 @@ fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> 
             list.join(", "),
             s.output.join("fixes").display()
         );
+    }
+    if outcome.interrupted {
+        return Ok(EXIT_ERROR);
     }
     let summary = &outcome.context.summary;
     let fails = summary.class_count(Class::Fail);

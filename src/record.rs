@@ -1,11 +1,11 @@
 //! The per-row result every report formats: plain data, decided upstream.
 
 use crate::verdict::{Class, Decision, Flag, Verdict};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 
 /// Where in the SMTP dialogue the deciding reply came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     Connect,
@@ -28,7 +28,7 @@ impl Stage {
 }
 
 /// The server reply that decided a verdict, and who said it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub mx_host: String,
     pub ip: String,
@@ -192,4 +192,63 @@ pub struct ReportContext {
     pub summary: Summary,
     pub stats: Stats,
     pub groups: Vec<GroupLine>,
+    /// Changes since the previous run over the same store (`--state`);
+    /// absent without a store or on the first run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+}
+
+/// What changed since the previous run, per distinct address. Only
+/// definitive results (pass or fail) count; unknowns change nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// The run compared against.
+    pub previous_run: PreviousRun,
+    /// Fail now; passed last time, or never seen before.
+    pub newly_failing: Vec<Change>,
+    /// Pass now; failed last time.
+    pub newly_fixed: Vec<Change>,
+    /// Fail now and last time (`since`: when the failing streak began).
+    pub still_failing: Vec<Change>,
+}
+
+/// The run a [`Changes`] compares against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PreviousRun {
+    pub id: i64,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub complete: bool,
+}
+
+/// One address whose state is listed in [`Changes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub address: String,
+    pub verdict: Verdict,
+    /// The last definitive verdict before this run (none for a new address).
+    pub previous: Option<Verdict>,
+    /// RFC 3339 UTC: since when the address fails (failing entries only).
+    pub since: Option<String>,
+}
+
+/// RFC 3339 UTC for seconds since the Unix epoch.
+pub fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }

@@ -300,6 +300,7 @@ fn context(records: &[SenderRecord]) -> ReportContext {
                 in_shard: true,
             },
         ],
+        changes: None,
     }
 }
 
@@ -364,6 +365,73 @@ fn json_golden_and_schema() {
         .as_str()
         .unwrap()
         .contains("info@shop.example: :blackhole:"));
+}
+
+#[test]
+fn json_changes_section_matches_the_schema() {
+    use sendercheck::record::{Change, Changes, PreviousRun};
+    let records = records();
+    let mut ctx = context(&records);
+    ctx.changes = Some(Changes {
+        previous_run: PreviousRun {
+            id: 3,
+            started_at: "2026-01-01T03:04:05Z".into(),
+            complete: false,
+        },
+        newly_failing: vec![Change {
+            address: "news@example.com".into(),
+            verdict: Verdict::Unreceivable,
+            previous: Some(Verdict::Receivable),
+            since: Some("2026-01-02T03:04:05Z".into()),
+        }],
+        newly_fixed: vec![Change {
+            address: "info@shop.example".into(),
+            verdict: Verdict::Receivable,
+            previous: Some(Verdict::NullSenderRejected),
+            since: None,
+        }],
+        still_failing: vec![Change {
+            address: "new@example.com".into(),
+            verdict: Verdict::NoDomain,
+            previous: None,
+            since: Some("2025-12-24T00:00:00Z".into()),
+        }],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = report::open(Format::Json, dir.path(), &ctx).unwrap();
+    for r in &records {
+        w.row(r).unwrap();
+    }
+    let paths = w.finish().unwrap();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&paths[0]).unwrap()).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let errors = schema_check::validate(&doc, &schema);
+    assert!(errors.is_empty(), "schema errors: {errors:#?}");
+    assert_eq!(
+        doc["changes"]["newly_fixed"][0]["previous"],
+        "null-sender-rejected"
+    );
+    let mut bad = doc.clone();
+    bad["changes"]["newly_failing"][0]["verdict"] = "broken".into();
+    assert_eq!(schema_check::validate(&bad, &schema).len(), 1);
+    for format in [Format::Text, Format::Markdown] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = report::open(format, dir.path(), &ctx).unwrap();
+        for r in &records {
+            w.row(r).unwrap();
+        }
+        let paths = w.finish().unwrap();
+        let text = std::fs::read_to_string(&paths[0]).unwrap();
+        assert!(text.contains("news@example.com"), "{format:?}");
+        assert!(text.contains("newly fixed"), "{format:?}: {text}");
+        assert!(text.contains("2025-12-24T00:00:00Z"), "{format:?}");
+    }
 }
 
 #[test]

@@ -30,6 +30,7 @@ impl JsonReport {
             summary: SummaryOut(&ctx.summary),
             stats: &ctx.stats,
             groups: &ctx.groups,
+            changes: ctx.changes.as_ref(),
         };
         let mut bytes = serde_json::to_vec(&header).expect("report header serialises");
         // Reopen the object to append the streamed results array.
@@ -70,6 +71,8 @@ struct Header<'a> {
     summary: SummaryOut<'a>,
     stats: &'a crate::record::Stats,
     groups: &'a [crate::record::GroupLine],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<&'a crate::record::Changes>,
 }
 
 /// The summary with every class and every verdict present (zeros included)

@@ -69,6 +69,9 @@ impl MarkdownReport {
                 head.push_str(&format!("| {} | `{}` | {n} |\n", v.class(), v.code()));
             }
         }
+        if let Some(ch) = &ctx.changes {
+            head.push_str(&changes(ch));
+        }
         let st = &ctx.stats;
         let footer = format!(
             "\n<sub>{} rows · {} distinct addresses · {} domains · {} connections · {} ms</sub>\n",
@@ -108,6 +111,50 @@ impl MarkdownReport {
             }
         }
     }
+}
+
+/// Entries shown per list of the changes section.
+const CHANGES_SHOWN: usize = 50;
+
+/// "Changes since the last run" as a section with one table.
+fn changes(ch: &crate::record::Changes) -> String {
+    let mut c = format!(
+        "\n### Changes since the last run\n\nCompared with run {} ({}{}): **{} newly failing** · {} newly fixed · {} still failing\n",
+        ch.previous_run.id,
+        esc(&ch.previous_run.started_at),
+        if ch.previous_run.complete { "" } else { ", incomplete" },
+        ch.newly_failing.len(),
+        ch.newly_fixed.len(),
+        ch.still_failing.len()
+    );
+    let all = ch.newly_failing.len() + ch.newly_fixed.len() + ch.still_failing.len();
+    if all == 0 {
+        return c;
+    }
+    c.push_str("\n| change | sender | verdict | was | failing since |\n|---|---|---|---|---|\n");
+    for (title, list) in [
+        ("newly failing", &ch.newly_failing),
+        ("newly fixed", &ch.newly_fixed),
+        ("still failing", &ch.still_failing),
+    ] {
+        for e in list.iter().take(CHANGES_SHOWN) {
+            c.push_str(&format!(
+                "| {title} | `{}` | `{}` | {} | {} |\n",
+                code_span(&e.address),
+                e.verdict.code(),
+                e.previous
+                    .map_or("new".to_string(), |v| format!("`{}`", v.code())),
+                e.since.as_deref().map(esc).unwrap_or_default()
+            ));
+        }
+        if list.len() > CHANGES_SHOWN {
+            c.push_str(&format!(
+                "| {title} | … and {} more (see report.json) | | | |\n",
+                list.len() - CHANGES_SHOWN
+            ));
+        }
+    }
+    c
 }
 
 /// Escapes text for a Markdown table cell or paragraph.

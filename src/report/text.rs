@@ -84,10 +84,63 @@ fn header(ctx: &ReportContext) -> String {
             ));
         }
     }
+    if let Some(ch) = &ctx.changes {
+        h.push_str(&changes(ch));
+    }
     if ctx.meta.stop_after.as_deref() == Some("dns") {
         h.push_str(&plan(ctx));
     }
     h
+}
+
+/// Entries shown per list of the changes section.
+const CHANGES_SHOWN: usize = 20;
+
+/// "Changes since the last run".
+fn changes(ch: &crate::record::Changes) -> String {
+    let mut c = format!(
+        "\nChanges since run {} ({}{}): {} newly failing · {} newly fixed · {} still failing\n",
+        ch.previous_run.id,
+        ch.previous_run.started_at,
+        if ch.previous_run.complete {
+            ""
+        } else {
+            ", incomplete"
+        },
+        ch.newly_failing.len(),
+        ch.newly_fixed.len(),
+        ch.still_failing.len()
+    );
+    for (title, list) in [
+        ("newly failing", &ch.newly_failing),
+        ("newly fixed", &ch.newly_fixed),
+        ("still failing", &ch.still_failing),
+    ] {
+        for e in list.iter().take(CHANGES_SHOWN) {
+            let was = e
+                .previous
+                .map_or("new".to_string(), |v| v.code().to_string());
+            c.push_str(&format!(
+                "  {:<14} {:<40} {} (was {was}){}\n",
+                title,
+                terminal_safe(&e.address),
+                e.verdict.code(),
+                e.since
+                    .as_deref()
+                    .filter(|_| title == "still failing")
+                    .map(|s| format!(", failing since {s}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if list.len() > CHANGES_SHOWN {
+            c.push_str(&format!(
+                "  {:<14} … and {} more (report.json has them all)\n",
+                title,
+                list.len() - CHANGES_SHOWN
+            ));
+        }
+    }
+    c
 }
 
 /// The plan groups `--stop-after dns` shows in place of probe results.
