@@ -43,8 +43,58 @@ fn main() -> ExitCode {
             {
                 return ExitCode::from(EXIT_OK);
             }
-            eprintln!("sendercheck: error: {err:#}");
+            eprintln!("sendercheck: error: {}", one_line(&err));
             ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// The error and its causes on one line. Many of our errors already quote
+/// their cause in their own message (`cannot read X: No such file…`), so a
+/// cause already said is not repeated.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut msg = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !msg.contains(&cause) {
+            msg.push_str(": ");
+            msg.push_str(&cause);
+        }
+    }
+    msg.replace(['\r', '\n'], " ")
+}
+
+/// Standard output that outlives its reader: once the pipe is closed
+/// (`sendercheck … | head`) further text is discarded, so the run still
+/// completes, writes its report files and exits with the gate's status.
+struct StdoutOrSink {
+    closed: bool,
+}
+
+impl Write for StdoutOrSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match io::stdout().lock().write(buf) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match io::stdout().lock().flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
         }
     }
 }
@@ -461,7 +511,7 @@ fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> 
     };
     let mut open = |ctx: &ReportContext| -> Result<Vec<Box<dyn ReportWriter>>, ReportError> {
         let mut writers: Vec<Box<dyn ReportWriter>> = Vec::new();
-        let stdout: Box<dyn Write> = Box::new(io::BufWriter::new(io::stdout().lock()));
+        let stdout: Box<dyn Write> = Box::new(io::BufWriter::new(StdoutOrSink { closed: false }));
         writers.push(report::text_writer(stdout, ctx, opts.verbose));
         if !formats.is_empty() {
             std::fs::create_dir_all(&output).map_err(|source| ReportError::Io {
@@ -474,7 +524,7 @@ fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> 
             writers.push(report::fix_writer(&output));
         }
         if show_transcripts {
-            writers.push(Box::new(TranscriptWriter));
+            writers.push(Box::new(TranscriptWriter(StdoutOrSink { closed: false })));
         }
         Ok(writers)
     };
@@ -514,11 +564,10 @@ fn execute(source: &Source, s: &Settings, show_transcripts: bool) -> Result<u8> 
 }
 
 /// `check`: the SMTP dialogue of each sender, as at a telnet prompt.
-struct TranscriptWriter;
+struct TranscriptWriter(StdoutOrSink);
 
 impl ReportWriter for TranscriptWriter {
     fn row(&mut self, record: &sendercheck::record::SenderRecord) -> Result<(), ReportError> {
-        let mut out = io::stdout().lock();
         let name = record.address.as_deref().unwrap_or(&record.input);
         let mut text = format!("\n== {name}: {} ({})\n", record.verdict, record.reason);
         for line in &record.transcript {
@@ -531,16 +580,13 @@ impl ReportWriter for TranscriptWriter {
             );
             text.push('\n');
         }
-        out.write_all(text.as_bytes()).map_err(|e| {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                ReportError::BrokenPipe
-            } else {
-                ReportError::Io {
-                    path: PathBuf::from("<stdout>"),
-                    source: e,
-                }
-            }
-        })
+        self.0
+            .write_all(text.as_bytes())
+            .and_then(|()| self.0.flush())
+            .map_err(|source| ReportError::Io {
+                path: PathBuf::from("<stdout>"),
+                source,
+            })
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, ReportError> {

@@ -63,14 +63,14 @@ h1{font-size:1.5em;margin-bottom:.2em}.meta{color:#666;margin-top:0}\
 .cards{display:flex;gap:1em;flex-wrap:wrap;margin:1em 0}\
 .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1.2em;min-width:8em}\
 .card b{display:block;font-size:1.8em}\
-.pass{color:#1a7f37}.fail{color:#cf222e}.unknown{color:#9a6700}\
+.card.pass,td.pass{color:#1a7f37}.card.fail,td.fail{color:#cf222e}.card.unknown,td.unknown{color:#9a6700}\
 .charts{display:flex;gap:2em;flex-wrap:wrap}.chart{flex:1;min-width:320px}\
-.bar{display:flex;align-items:center;margin:2px 0}.bar span.l{width:12em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
-.bar span.b{height:1em;border-radius:2px;margin:0 .5em;min-width:2px}\
+.bar{display:flex;align-items:center;margin:2px 0}.bar span.l{flex:0 0 12em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
+.bar span.t{flex:1;display:flex;align-items:center;min-width:0}.bar span.b{display:block;height:1em;border-radius:2px;margin-right:.5em;min-width:2px}\
 .bar span.b.pass{background:#2da44e}.bar span.b.fail{background:#cf222e}.bar span.b.unknown{background:#d4a72c}.bar span.b.mx{background:#57606a}\
 table{border-collapse:collapse;width:100%;margin-top:1em}th,td{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}\
-td.reply{font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wrap;word-break:break-word}\
-td.fix{font-size:13px}tr.fail td:first-child{border-left:3px solid #cf222e}tr.unknown td:first-child{border-left:3px solid #d4a72c}\
+td.reply{font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wrap;word-break:break-word;min-width:22em}\
+td.fix{font-size:13px;min-width:14em}tr.fail td:first-child{border-left:3px solid #cf222e}tr.unknown td:first-child{border-left:3px solid #d4a72c}\
 #filters{margin-top:1.5em}#filters input[type=search]{width:20em;padding:3px}.note{color:#666}";
 
 const SCRIPT: &str = "(function(){var f=document.getElementById('filters');if(!f)return;f.hidden=false;\
@@ -142,7 +142,12 @@ impl HtmlReport {
     }
 
     fn count_provider(&mut self, r: &SenderRecord) {
-        let Some(host) = r.mx_hosts.first() else {
+        // A null MX (".") names no host and so no provider.
+        let Some(host) = r
+            .mx_hosts
+            .iter()
+            .find(|h| !h.trim_end_matches('.').is_empty())
+        else {
             return;
         };
         let p = mx_provider(host);
@@ -160,7 +165,7 @@ impl HtmlReport {
 fn bar(label: &str, n: u64, max: u64, class: &str) -> String {
     let pct = (n * 100).checked_div(max).unwrap_or(0);
     format!(
-        "<div class=\"bar\"><span class=\"l\" title=\"{l}\">{l}</span><span class=\"b {class}\" style=\"width:{pct}%\"></span>{n}</div>\n",
+        "<div class=\"bar\"><span class=\"l\" title=\"{l}\">{l}</span><span class=\"t\"><span class=\"b {class}\" style=\"width:{pct}%\"></span>{n}</span></div>\n",
         l = esc(label)
     )
 }
