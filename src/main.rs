@@ -639,6 +639,9 @@ fn demo(args: sendercheck::cli::DemoArgs) -> Result<u8> {
         output: Some(args.output.clone()),
         fail_on: Some(args.fail_on),
         quiet: args.quiet,
+        // Each demo starts a fresh world on new ports: remembering the last
+        // demo's answers would only hide what the world does.
+        no_state: true,
         ..CommonArgs::default()
     };
     let mut settings = Settings::resolve(&common, &ConfigFile::default())?;
