@@ -74,7 +74,7 @@ fn command(w: &World, dir: &Dir, now: i64, extra: &[&str]) -> Command {
             "--greylist-wait",
             "0",
         ])
-        .args(["--format", "json,md", "-q", "--fail-on", "never"])
+        .args(["--format", "json,md,html", "-q", "--fail-on", "never"])
         .arg("-o")
         .arg(dir.path.join("out"))
         .args(extra)
@@ -246,6 +246,10 @@ fn changes_show_a_fixed_and_a_broken_sender() {
     let md = std::fs::read_to_string(dir.path.join("out/report.md")).unwrap();
     assert!(md.contains("### Changes since the last run"), "{md}");
     assert!(md.contains("| newly failing | `news@shift.test`"), "{md}");
+    let html = std::fs::read_to_string(dir.path.join("out/report.html")).unwrap();
+    assert!(html.contains("<h2>Changes since the last run</h2>"));
+    assert!(html.contains("<tr><td>newly failing</td><td><code>news@shift.test</code></td>"));
+    assert!(html.contains("<tr><td>newly fixed</td><td><code>info@shift.test</code></td>"));
 }
 
 #[test]

@@ -106,6 +106,9 @@ impl HtmlReport {
                 }
             }
         );
+        if let Some(ch) = &ctx.changes {
+            head.push_str(&changes(ch));
+        }
         head.push_str("<div class=\"cards\">\n");
         head.push_str(&format!(
             "<div class=\"card\"><b>{}</b>senders</div>\n",
@@ -162,6 +165,50 @@ impl HtmlReport {
 }
 
 /// One horizontal CSS bar: label, bar scaled to `max`, count.
+/// Entries shown per list of the changes section.
+const CHANGES_SHOWN: usize = 200;
+
+/// "Changes since the last run": what a nightly reader looks for first.
+fn changes(ch: &crate::record::Changes) -> String {
+    let mut c = format!(
+        "<section class=\"changes\">\n<h2>Changes since the last run</h2>\n<p>Compared with run {} ({}{}): <strong>{} newly failing</strong> · {} newly fixed · {} still failing</p>\n",
+        ch.previous_run.id,
+        esc(&ch.previous_run.started_at),
+        if ch.previous_run.complete { "" } else { ", incomplete" },
+        ch.newly_failing.len(),
+        ch.newly_fixed.len(),
+        ch.still_failing.len()
+    );
+    let all = ch.newly_failing.len() + ch.newly_fixed.len() + ch.still_failing.len();
+    if all > 0 {
+        c.push_str("<table>\n<thead><tr><th>change</th><th>sender</th><th>verdict</th><th>was</th><th>failing since</th></tr></thead>\n<tbody>\n");
+        for (title, list) in [
+            ("newly failing", &ch.newly_failing),
+            ("newly fixed", &ch.newly_fixed),
+            ("still failing", &ch.still_failing),
+        ] {
+            for e in list.iter().take(CHANGES_SHOWN) {
+                c.push_str(&format!(
+                    "<tr><td>{title}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    esc(&e.address),
+                    e.verdict.code(),
+                    e.previous.map_or("new", |v| v.code()),
+                    e.since.as_deref().map(esc).unwrap_or_default()
+                ));
+            }
+            if list.len() > CHANGES_SHOWN {
+                c.push_str(&format!(
+                    "<tr><td>{title}</td><td colspan=\"4\">… and {} more (see report.json)</td></tr>\n",
+                    list.len() - CHANGES_SHOWN
+                ));
+            }
+        }
+        c.push_str("</tbody>\n</table>\n");
+    }
+    c.push_str("</section>\n");
+    c
+}
+
 fn bar(label: &str, n: u64, max: u64, class: &str) -> String {
     let pct = (n * 100).checked_div(max).unwrap_or(0);
     format!(
