@@ -393,7 +393,7 @@ impl<'a> Engine<'a> {
         match hello {
             Ok(reply) if reply.is_positive() => {
                 header.push(format!("> EHLO {}", self.opts.helo.as_str()));
-                header.push(format!("< {}", reply.wire_lines().join(" / ")));
+                header.extend(reply.wire_lines().into_iter().map(|l| format!("< {l}")));
             }
             Ok(reply) => {
                 header.push(format!("> HELO {}", self.opts.helo.as_str()));
@@ -459,6 +459,10 @@ impl<'a> Engine<'a> {
                 session.quit();
                 return SessionEnd::Finished;
             }
+            // From here on, each sender's transcript shows MAIL with its reply.
+            let mail_lines: Vec<String> = std::iter::once(mail_line)
+                .chain(mail.wire_lines().into_iter().map(|l| format!("< {l}")))
+                .collect();
             let paths: Vec<SmtpPath> = batch.iter().map(|&i| jobs[i].rcpt.clone()).collect();
             for _ in &paths {
                 self.rate(&host.name);
@@ -483,7 +487,7 @@ impl<'a> Engine<'a> {
                         .map(session_failure)
                         .unwrap_or_else(|| "no reply to RCPT".to_string());
                     jobs[i].transcript.extend(header.iter().cloned());
-                    jobs[i].transcript.push(mail_line.clone());
+                    jobs[i].transcript.extend(mail_lines.iter().cloned());
                     jobs[i]
                         .transcript
                         .push(format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str()));
@@ -502,7 +506,7 @@ impl<'a> Engine<'a> {
                     }
                     _ => {
                         jobs[i].transcript.extend(header.iter().cloned());
-                        jobs[i].transcript.push(mail_line.clone());
+                        jobs[i].transcript.extend(mail_lines.iter().cloned());
                         jobs[i]
                             .transcript
                             .push(format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str()));

@@ -371,6 +371,18 @@ fn check_prints_the_smtp_dialogue_never_data() {
     let out = stdout(&o);
     assert_eq!(code(&o), 1, "nobody@ fails: {out}\n{}", stderr(&o));
     assert!(out.contains("MAIL FROM:<>"), "{out}");
+    // Like a telnet session: every command is followed by the server's reply.
+    let after_mail = out
+        .lines()
+        .skip_while(|l| !l.contains("> MAIL FROM:<>"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(after_mail.trim_start().starts_with("< 250"), "{out}");
+    assert!(
+        out.lines().any(|l| l.trim_start() == "> EHLO prober.test")
+            || out.lines().any(|l| l.trim_start().starts_with("> EHLO ")),
+        "{out}"
+    );
     for (addr, reply) in [("news@ok.test", "250"), ("nobody@ok.test", "550")] {
         let rcpt = format!("RCPT TO:<{addr}>");
         let at = out
