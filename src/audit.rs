@@ -710,11 +710,15 @@ fn route_outcome(route: &Route) -> Option<Outcome> {
             postfix: Some(Decision::Defer),
             ..Outcome::simple(Verdict::DnsError, format!("{reason}; receivers would defer"))
         }),
-        RouteOutcome::PrivateOnly { reason } => Some(Outcome {
-            flags: route.flags.clone(),
-            mx_hosts: route.mx_names.clone(),
-            ..Outcome::simple(Verdict::Skipped, reason.clone())
-        }),
+        // Rows 6: a receiver on the internet cannot use a private or loopback
+        // MX (Exim's stock routers ignore them), so it fails; and the tool
+        // does not connect there unless told to.
+        RouteOutcome::PrivateOnly { reason } => Some(fail(
+            Verdict::NoMailHost,
+            format!(
+                "no usable MX host: {reason}; receivers on the internet cannot deliver to private or loopback addresses (pass --allow-private-mx to probe internal hosts anyway)"
+            ),
+        )),
     }
 }
 

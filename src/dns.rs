@@ -86,7 +86,8 @@ pub enum RouteOutcome {
     NoMailHost { reason: String },
     /// SERVFAIL, REFUSED, timeout: says nothing about the sender.
     DnsError { reason: String },
-    /// Only private addresses, which the operator did not allow.
+    /// Only private or loopback addresses, which the operator did not allow
+    /// (`--allow-private-mx`): never contacted, reported as no mail host.
     PrivateOnly { reason: String },
 }
 
@@ -561,7 +562,7 @@ fn examine_target(
             } else if !private.is_empty() {
                 let list: Vec<String> = private.iter().map(|ip| ip.to_string()).collect();
                 TargetState::Private(format!(
-                    "{name} resolves only to private or loopback addresses ({}); not probed without --allow-private-mx",
+                    "MX target {name} resolves only to private or loopback addresses ({})",
                     list.join(", ")
                 ))
             } else {

@@ -250,6 +250,13 @@ const PROBER_SIGNALS: &[&str] = &[
     "residential",
     "pbl",
     "listed",
+    // sendercheck does not STARTTLS; a server that insists refuses the
+    // probe, not the sender (Exim's callouts do use TLS when offered).
+    "starttls",
+    "tls required",
+    "requires tls",
+    "tls is required",
+    "encryption required",
 ];
 
 fn about_prober(reply: &ReplyFacts, tokens: &[String]) -> bool {

@@ -220,10 +220,11 @@ fn mx_target_cname_is_usable_and_flagged() {
 }
 
 #[test]
-fn private_mx_is_skipped_without_allowance() {
+fn private_mx_is_no_mail_host_without_allowance() {
     let r = row("news@private.test");
-    assert_verdict(r, "skipped", "--allow-private-mx");
-    assert_eq!(r["class"], "unknown");
+    assert_verdict(r, "no-mail-host", "--allow-private-mx");
+    assert_eq!(r["class"], "fail");
+    assert_eq!(r["exim"], "fail");
     assert!(!routes().run.groups().iter().any(|g| g["domains"]
         .as_array()
         .unwrap()

@@ -1123,3 +1123,22 @@ fn rcpt_policy_refusal_for_null_sender_accepted_for_non_null_is_null_sender_reje
         &[],
     );
 }
+
+#[test]
+fn tls_required_at_mail_is_about_the_prober_not_the_null_sender() {
+    // A server that wants STARTTLS before MAIL refuses our plain-text probe;
+    // Exim would have used TLS, so this must not read as a refused <>.
+    let ev = evidence(vec![at(
+        "mx.tls.test",
+        1,
+        Stage::MailFrom,
+        reply(
+            530,
+            Some((5, 7, 0)),
+            &["530 5.7.0 Must issue a STARTTLS command first"],
+        ),
+    )]);
+    let d = decide(&ev);
+    assert_eq!(d.verdict, Verdict::ProbeBlocked, "{}", d.reason);
+    assert_eq!(d.verdict.class(), Class::Unknown);
+}
