@@ -1,7 +1,7 @@
 //! The subcommands: what each one runs and which exit status it returns.
 
 use anyhow::{bail, Context, Result};
-use sendercheck::audit::{self};
+use sendercheck::audit::{self, StopAfter};
 use sendercheck::cache::Store;
 use sendercheck::cli::{Cli, Command, CommonArgs, ConfigFile, FailOn};
 use sendercheck::input::{ColumnChoice, InputOptions, Source};
@@ -32,7 +32,11 @@ pub fn run(cli: Cli) -> Result<u8> {
                 has_header: !(args.no_header || config.no_header.unwrap_or(false)),
                 delimiter: b',',
             };
-            settings.options.state = state_options(&args.common, &config, &settings.output, true)?;
+            // A syntax-only run asks nobody anything: nothing to cache or compare.
+            let wants_state = settings.options.stop_after != Some(StopAfter::Syntax);
+            settings.options.state =
+                state_options(&args.common, &config, &settings.output, wants_state)?
+                    .filter(|_| wants_state);
             let source = Source::open(&args.input)?;
             settings.options.stop = Some(stop_on_signals()?);
             execute(&source, &settings, false)
