@@ -5,6 +5,11 @@
 //!   passes 24 h, failures 2 h, a refused null sender 3 h for the whole
 //!   domain, DNS-decided failures 1 h (the route TTL); unknown results are
 //!   never cached (Exim caches neither deferrals nor I/O errors).
+//! * **Domain facts.** Per domain: its route (MX hosts and addresses, JSON)
+//!   for the route TTL, so expired senders of a domain routed recently cost
+//!   no DNS query; the control answers (random local part → catch-all,
+//!   `postmaster@`) for the pass TTL when accepted and the fail TTL when
+//!   refused; and a refused null sender for its TTL.
 //! * **Runs.** Every run gets a row when it starts and is closed when it ends,
 //!   with its counts and whether it completed. An interrupted run's decided
 //!   results are ordinary cache rows, so the next run resumes from them.
@@ -40,7 +45,8 @@ pub struct Ttls {
     /// `MAIL FROM:<>` refused: kept for the whole domain (Exim
     /// `callout_domain_negative_expire`, 3 h).
     pub null_sender: Duration,
-    /// Results decided by DNS alone (null MX, NXDOMAIN, no mail host), 1 h.
+    /// Routes, and results decided by DNS alone (null MX, NXDOMAIN, no mail
+    /// host), 1 h.
     pub route: Duration,
 }
 
