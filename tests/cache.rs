@@ -587,3 +587,47 @@ fn fresh_control_answers_are_not_asked_again_and_still_flag() {
     assert_eq!(control_rcpts(&w), 4, "{:?}", rcpts(&w));
     integrity_ok(&dir.db());
 }
+
+#[test]
+fn sigkill_mid_task_keeps_the_senders_of_finished_sessions() {
+    // One domain, one MX that drops every connection after five commands
+    // (EHLO, MAIL, three RCPTs): the single task needs several sessions.
+    let users: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+    let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let w = world_of(vec![(
+        "drops.test",
+        67,
+        Script::new("mx.drops.test")
+            .domain("drops.test")
+            .users(&user_refs)
+            .drop_after_commands(5),
+    )]);
+    let senders: Vec<String> = users.iter().map(|u| format!("{u}@drops.test")).collect();
+    let dir = Dir::new(&senders);
+    let mut child = command(&w, &dir, T0, SLOW_ARGS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The third connection opens after two sessions have answered: the
+    // controls and one sender, then three senders.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.servers[0].1.log().connections < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    integrity_ok(&dir.db());
+
+    let (out, json) = run(&w, &dir, T0 + 60, SLOW_ARGS);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let r = results(&json);
+    assert!(r.values().all(|v| v["verdict"] == "receivable"), "{r:?}");
+    let cached = r.values().filter(|v| has_flag(v, "cached")).count();
+    assert!(
+        cached >= 4,
+        "senders answered by finished sessions are in the store ({cached} cached)"
+    );
+}
