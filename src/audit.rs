@@ -11,7 +11,7 @@ use crate::cache::{
 };
 use crate::callout::{self, CalloutOptions, CalloutResult};
 use crate::dns::{DnsOptions, DnsSetupError, Resolver, Route, RouteOutcome};
-use crate::evidence::SenderEvidence;
+use crate::evidence::{DomainProbes, SenderEvidence};
 use crate::input::{InputError, InputOptions, Source};
 use crate::plan::{self, Group, Shard};
 use crate::record::{
@@ -339,10 +339,16 @@ pub fn audit(
         .state
         .as_ref()
         .is_some_and(|st| !st.refresh && opts.stop_after != Some(StopAfter::Syntax));
+    // Per-domain facts still fresh: routes (no DNS query) and control
+    // answers (no control RCPT).
+    let mut cached_routes: HashMap<String, (i64, Route)> = HashMap::new();
+    let mut known_controls: HashMap<String, DomainProbes> = HashMap::new();
     if let (Some(store), true) = (&store, use_cache) {
         let t = now();
         let (fresh, refused) = {
             let s = store.lock().expect("store lock");
+            cached_routes = s.fresh_routes(t, opts.dns.allow_private)?;
+            known_controls = s.fresh_controls(t)?;
             (s.fresh_results(t)?, s.null_sender_refusals(t)?)
         };
         by_domain.retain(|domain, ids| {
@@ -402,11 +408,39 @@ pub fn audit(
         }
     } else if !by_domain.is_empty() {
         observer.stage("dns", by_domain.len() as u64);
-        let resolver = Resolver::new(opts.dns.clone())?;
         let mut domains: Vec<String> = by_domain.keys().cloned().collect();
         domains.sort();
-        let routes = resolver.routes(&domains);
-        stats.dns_queries = resolver.query_counts();
+        cached_routes.retain(|d, _| by_domain.contains_key(d));
+        // Only domains without a fresh cached route are asked.
+        let to_resolve: Vec<String> = domains
+            .iter()
+            .filter(|d| !cached_routes.contains_key(*d))
+            .cloned()
+            .collect();
+        let mut routes: HashMap<String, Route> = HashMap::new();
+        if !to_resolve.is_empty() {
+            let resolver = Resolver::new(opts.dns.clone())?;
+            routes = resolver.routes(&to_resolve);
+            stats.dns_queries = resolver.query_counts();
+            if let Some(store) = &store {
+                let learned: Vec<(&str, &Route)> =
+                    routes.iter().map(|(d, r)| (d.as_str(), r)).collect();
+                let r = store.lock().expect("store lock").save_routes(
+                    ttls.route,
+                    opts.dns.allow_private,
+                    now(),
+                    &learned,
+                );
+                if let Err(e) = r {
+                    store_failed.call_once(|| {
+                        observer.note(&format!("results not cached: {e}"));
+                    });
+                }
+            }
+        }
+        for (d, (_, route)) in &cached_routes {
+            routes.insert(d.clone(), route.clone());
+        }
         let mut routed = Vec::new();
         let mut route_of: HashMap<String, Route> = HashMap::new();
         let mut dns_decided = Vec::new();
@@ -488,13 +522,19 @@ pub fn audit(
             observer.stage("callouts", total);
             let tokens = prober_tokens(&opts.callout);
             let progress = |done: u64, host: &str| observer.progress(done, host);
-            // Each task's results are committed to the store as they come:
-            // a run killed now loses only the sessions in flight.
+            known_controls.retain(|d, _| route_of.contains_key(d));
+            let mut callout_opts = opts.callout.clone();
+            callout_opts.known_controls = known_controls.clone();
+            // Control answers already written in this run (domain, random?).
+            let controls_saved: Mutex<HashSet<(String, bool)>> = Mutex::new(HashSet::new());
+            // Results are committed to the store as each session decides
+            // them: a run killed now loses only the sessions in flight.
             let on_decided = |batch: &[(usize, CalloutResult)]| {
-                if store.is_none() {
+                let Some(store) = &store else {
                     return;
-                }
+                };
                 let t = now();
+                let mut controls: Vec<(String, DomainProbes)> = Vec::new();
                 let items: Vec<CachedResult> = batch
                     .iter()
                     .filter_map(|(id, r)| {
@@ -502,18 +542,48 @@ pub fn audit(
                             return None;
                         };
                         let route = route_of.get(domain)?;
+                        // Control answers learned now (not the known ones).
+                        let known = known_controls.get(domain);
+                        let mut saved = controls_saved.lock().expect("controls lock");
+                        let mut fresh = DomainProbes::default();
+                        if known.is_none_or(|k| k.random.is_none())
+                            && r.evidence.domain.random.is_some()
+                            && saved.insert((domain.clone(), true))
+                        {
+                            fresh.random = r.evidence.domain.random.clone();
+                        }
+                        if known.is_none_or(|k| k.postmaster.is_none())
+                            && r.evidence.domain.postmaster.is_some()
+                            && saved.insert((domain.clone(), false))
+                        {
+                            fresh.postmaster = r.evidence.domain.postmaster.clone();
+                        }
+                        if fresh != DomainProbes::default() {
+                            controls.push((domain.clone(), fresh));
+                        }
                         let o = callout_outcome(route, r.evidence.clone(), Vec::new());
                         Some(o.to_cache(&book.mailboxes[*id].normalized(), domain, t))
                     })
                     .collect();
                 save(&items);
+                if !controls.is_empty() {
+                    let r = store
+                        .lock()
+                        .expect("store lock")
+                        .save_controls(&ttls, t, &controls);
+                    if let Err(e) = r {
+                        store_failed.call_once(|| {
+                            observer.note(&format!("results not cached: {e}"));
+                        });
+                    }
+                }
             };
             let hooks = callout::Hooks {
                 progress: &progress,
                 on_decided: &on_decided,
                 stop: &stop_flag,
             };
-            let out = callout::run(&groups, &book.mailboxes, &opts.callout, tokens, hooks);
+            let out = callout::run(&groups, &book.mailboxes, &callout_opts, tokens, hooks);
             stats.connections = out.stats.connections;
             stats.transactions = out.stats.transactions;
             stats.rcpt_commands = out.stats.rcpt_commands;
@@ -525,10 +595,33 @@ pub fn audit(
                     Domain::Literal(_) => continue,
                 };
                 let route = &route_of[&domain];
+                let mut transcript = Vec::new();
+                if let Some((at, _)) = cached_routes.get(&domain) {
+                    transcript.push(format!(
+                        "* MX route from the state store, learned {} ago: no DNS query",
+                        cache::age(now() - at)
+                    ));
+                }
+                if let Some(k) = known_controls.get(&domain) {
+                    let mut which = Vec::new();
+                    if k.random.is_some() && opts.callout.random_probe {
+                        which.push("catch-all");
+                    }
+                    if k.postmaster.is_some() && opts.callout.postmaster_probe {
+                        which.push("postmaster@");
+                    }
+                    if !which.is_empty() {
+                        transcript.push(format!(
+                            "* {} control answer from the state store: not asked again",
+                            which.join(" and ")
+                        ));
+                    }
+                }
+                transcript.extend(result.transcript);
                 outcomes[id] = Some(Arc::new(callout_outcome(
                     route,
                     result.evidence,
-                    result.transcript,
+                    transcript,
                 )));
             }
             if stopped() {

@@ -5,6 +5,11 @@
 //!   passes 24 h, failures 2 h, a refused null sender 3 h for the whole
 //!   domain, DNS-decided failures 1 h (the route TTL); unknown results are
 //!   never cached (Exim caches neither deferrals nor I/O errors).
+//! * **Domain facts.** Per domain: its route (MX hosts and addresses, JSON)
+//!   for the route TTL, so expired senders of a domain routed recently cost
+//!   no DNS query; the control answers (random local part → catch-all,
+//!   `postmaster@`) for the pass TTL when accepted and the fail TTL when
+//!   refused; and a refused null sender for its TTL.
 //! * **Runs.** Every run gets a row when it starts and is closed when it ends,
 //!   with its counts and whether it completed. An interrupted run's decided
 //!   results are ordinary cache rows, so the next run resumes from them.
@@ -16,6 +21,8 @@
 //! a time: a run holds an exclusive lock on `FILE.lock` (released by the
 //! kernel even on `kill -9`); a second run fails at once with [`StoreError::Busy`].
 
+use crate::dns::{Route, RouteOutcome};
+use crate::evidence::DomainProbes;
 use crate::record::{Change, Changes, Evidence, PreviousRun};
 use crate::verdict::{Class, Decision, Flag, Verdict};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -38,7 +45,8 @@ pub struct Ttls {
     /// `MAIL FROM:<>` refused: kept for the whole domain (Exim
     /// `callout_domain_negative_expire`, 3 h).
     pub null_sender: Duration,
-    /// Results decided by DNS alone (null MX, NXDOMAIN, no mail host), 1 h.
+    /// Routes, and results decided by DNS alone (null MX, NXDOMAIN, no mail
+    /// host), 1 h.
     pub route: Duration,
 }
 
@@ -433,25 +441,156 @@ impl Store {
         Ok(out)
     }
 
+    /// `(domain, decided_at, value)` of every fresh row of one domain fact.
+    fn fresh_facts(&self, now: i64, fact: &str) -> Result<Vec<(String, i64, String)>, StoreError> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT domain, decided_at, value FROM domains WHERE fact = ?1 AND expires_at > ?2",
+        ))?;
+        let rows = self.sql(stmt.query_map(params![fact, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        }))?;
+        rows.map(|r| self.sql(r)).collect()
+    }
+
+    /// Write domain facts `(domain, fact, value, decided_at, expires_at)`
+    /// in one transaction.
+    fn put_facts(&mut self, facts: &[(String, &str, String, i64, i64)]) -> Result<(), StoreError> {
+        if facts.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let err = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO domains (domain, fact, value, decided_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for (domain, fact, value, at, expires) in facts {
+                put.execute(params![domain, fact, value, at, expires])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// Domains whose MX refused `MAIL FROM:<>`, still fresh at `now`, with
     /// when it was seen and the refusal.
     pub fn null_sender_refusals(
         &self,
         now: i64,
     ) -> Result<HashMap<String, (i64, String)>, StoreError> {
-        let mut stmt = self.sql(self.conn.prepare(
-            "SELECT domain, decided_at, value FROM domains
-             WHERE fact = 'null-sender-refused' AND expires_at > ?1",
-        ))?;
-        let rows = self.sql(stmt.query_map([now], |r| {
-            Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
-        }))?;
-        let mut out = HashMap::new();
-        for row in rows {
-            let (d, v) = self.sql(row)?;
-            out.insert(d, v);
+        Ok(self
+            .fresh_facts(now, "null-sender-refused")?
+            .into_iter()
+            .map(|(d, at, said)| (d, (at, said)))
+            .collect())
+    }
+
+    /// Routes (MX hosts and their addresses, or a DNS-decided outcome) still
+    /// fresh at `now`, with when they were learned. Routes learned with and
+    /// without `--allow-private-mx` are kept apart: the option changes them.
+    pub fn fresh_routes(
+        &self,
+        now: i64,
+        allow_private: bool,
+    ) -> Result<HashMap<String, (i64, Route)>, StoreError> {
+        Ok(self
+            .fresh_facts(now, route_fact(allow_private))?
+            .into_iter()
+            // A row this build cannot read is simply not a cache hit.
+            .filter_map(|(d, at, v)| Some((d, (at, serde_json::from_str(&v).ok()?))))
+            .collect())
+    }
+
+    /// Cache routes for `ttl` (one transaction). DNS errors say nothing
+    /// about the domain and are never cached.
+    pub fn save_routes(
+        &mut self,
+        ttl: Duration,
+        allow_private: bool,
+        at: i64,
+        routes: &[(&str, &Route)],
+    ) -> Result<(), StoreError> {
+        if ttl.is_zero() {
+            return Ok(());
+        }
+        let facts: Vec<_> = routes
+            .iter()
+            .filter(|(_, r)| !matches!(r.outcome, RouteOutcome::DnsError { .. }))
+            .filter_map(|(d, r)| {
+                Some((
+                    d.to_string(),
+                    route_fact(allow_private),
+                    serde_json::to_string(r).ok()?,
+                    at,
+                    at.saturating_add(ttl.as_secs() as i64),
+                ))
+            })
+            .collect();
+        self.put_facts(&facts)
+    }
+
+    /// The domains' control answers (random local part, postmaster@) still
+    /// fresh at `now`.
+    pub fn fresh_controls(&self, now: i64) -> Result<HashMap<String, DomainProbes>, StoreError> {
+        let mut out: HashMap<String, DomainProbes> = HashMap::new();
+        for (d, _, v) in self.fresh_facts(now, FACT_CATCH_ALL)? {
+            if let Ok(r) = serde_json::from_str(&v) {
+                out.entry(d).or_default().random = Some(r);
+            }
+        }
+        for (d, _, v) in self.fresh_facts(now, FACT_POSTMASTER)? {
+            if let Ok(r) = serde_json::from_str(&v) {
+                out.entry(d).or_default().postmaster = Some(r);
+            }
         }
         Ok(out)
+    }
+
+    /// Cache control answers: an accepted RCPT for the pass TTL, a refused
+    /// one for the fail TTL, a temporary one not at all.
+    pub fn save_controls(
+        &mut self,
+        ttls: &Ttls,
+        at: i64,
+        controls: &[(String, DomainProbes)],
+    ) -> Result<(), StoreError> {
+        let mut facts = Vec::new();
+        for (domain, probes) in controls {
+            for (fact, reply) in [
+                (FACT_CATCH_ALL, &probes.random),
+                (FACT_POSTMASTER, &probes.postmaster),
+            ] {
+                let Some(reply) = reply else { continue };
+                let ttl = if reply.is_positive() {
+                    ttls.pass
+                } else if reply.is_permanent() {
+                    ttls.fail
+                } else {
+                    continue;
+                };
+                if ttl.is_zero() {
+                    continue;
+                }
+                let Ok(value) = serde_json::to_string(reply) else {
+                    continue;
+                };
+                facts.push((
+                    domain.clone(),
+                    fact,
+                    value,
+                    at,
+                    at.saturating_add(ttl.as_secs() as i64),
+                ));
+            }
+        }
+        self.put_facts(&facts)
     }
 
     /// Cache decided results (one transaction). Unknowns are not cached;
@@ -769,6 +908,19 @@ impl Store {
         )
     }
 }
+
+/// The domain fact holding a route.
+fn route_fact(allow_private: bool) -> &'static str {
+    if allow_private {
+        "route-private"
+    } else {
+        "route"
+    }
+}
+
+/// The domain facts holding the control answers.
+const FACT_CATCH_ALL: &str = "catch-all";
+const FACT_POSTMASTER: &str = "postmaster";
 
 /// How long a result stays fresh; `None`: not cached.
 fn ttl_for(ttls: &Ttls, r: &CachedResult) -> Option<Duration> {

@@ -44,6 +44,10 @@ pub struct CalloutOptions {
     pub greylist_wait: Duration,
     pub random_probe: bool,
     pub postmaster_probe: bool,
+    /// Control answers already known per domain (from the state store): those
+    /// control RCPTs are not sent again, and the answers go into every
+    /// sender's evidence of the domain as if just probed.
+    pub known_controls: HashMap<String, DomainProbes>,
 }
 
 /// Per-sender result of the callout stage.
@@ -68,9 +72,12 @@ const TEMPFAIL_RUN: u32 = 10;
 /// Progress callback: called with (senders finished so far, current host).
 pub type Progress<'a> = &'a (dyn Fn(u64, &str) + Sync);
 
-/// Called from a worker thread each time a task's senders are decided (and
-/// again for senders re-probed after greylisting), so a caller can persist
-/// results as they come rather than at the end.
+/// Called from a worker thread with senders as their results become final:
+/// after each SMTP session, those it answered for good (not those going on to
+/// the next MX, the `--probe-sender` retry, or whose domain's controls are
+/// still open); at the end of a task, the rest; and again for senders
+/// re-probed after greylisting. Each sender is reported once per round, so a
+/// caller can persist results as they come rather than at the end.
 pub type Decided<'a> = &'a (dyn Fn(&[(usize, CalloutResult)]) + Sync);
 
 /// How the caller follows and steers a run.
@@ -144,6 +151,8 @@ struct Engine<'a> {
     sessions_by_host: Mutex<BTreeMap<String, u64>>,
     finished: AtomicU64,
     progress: Progress<'a>,
+    /// Checked before each new session.
+    stop: &'a AtomicBool,
 }
 
 fn facts(reply: &Reply) -> ReplyFacts {
@@ -262,14 +271,23 @@ impl<'a> Engine<'a> {
 
     /// Run every pending job through one MX address. Jobs that get a
     /// definitive answer are marked done; the others carry an attempt for
-    /// this address and move on to the next one.
-    fn run_address(&self, host: &MxHost, ip: IpAddr, from: Sender, jobs: &mut [Job]) {
+    /// this address and move on to the next one. `after_session` sees the
+    /// jobs after each session. Returns false when the stop flag cut it short
+    /// (checked before each new session).
+    fn run_address(
+        &self,
+        host: &MxHost,
+        ip: IpAddr,
+        from: Sender,
+        jobs: &mut [Job],
+        after_session: &mut dyn FnMut(&[Job]),
+    ) -> bool {
         let addr = SocketAddr::new(ip, self.opts.port);
         let mail_from = match from {
             Sender::Null => SmtpPath::null(),
             Sender::Probe => match &self.opts.probe_sender {
                 Some(p) => p.clone(),
-                None => return,
+                None => return true,
             },
         };
         let mut reconnects = 0;
@@ -281,7 +299,10 @@ impl<'a> Engine<'a> {
                 .filter(|i| !jobs[*i].done && !tried_here(&jobs[*i], host, ip))
                 .collect();
             if pending.is_empty() || sessions_left == 0 {
-                return;
+                return true;
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
             }
             sessions_left -= 1;
             self.wait_backoff(&host.name);
@@ -295,6 +316,7 @@ impl<'a> Engine<'a> {
                 .or_default() += 1;
             (self.progress)(self.finished.load(Ordering::Relaxed), &host.name);
             let outcome = self.session(host, addr, &mail_from, jobs, &pending);
+            after_session(jobs);
             // A session that answered someone before the server closed it (a
             // per-connection command limit) is progress, not a failing host:
             // keep reconnecting at the base pace rather than backing off and
@@ -303,7 +325,7 @@ impl<'a> Engine<'a> {
                 .iter()
                 .any(|&i| jobs[i].done || tried_here(&jobs[i], host, ip));
             match outcome {
-                SessionEnd::Finished => return,
+                SessionEnd::Finished => return true,
                 SessionEnd::Reconnect if progressed || reconnects < 3 => {
                     if progressed {
                         reconnects = 0;
@@ -328,7 +350,7 @@ impl<'a> Engine<'a> {
                             });
                         }
                     }
-                    return;
+                    return true;
                 }
             }
         }
@@ -627,6 +649,7 @@ pub fn run(
         sessions_by_host: Mutex::new(BTreeMap::new()),
         finished: AtomicU64::new(0),
         progress,
+        stop,
     };
     let tasks = split_tasks(groups, opts);
     let results: Mutex<HashMap<usize, CalloutResult>> = Mutex::new(HashMap::new());
@@ -646,14 +669,17 @@ pub fn run(
                 if stop.load(Ordering::SeqCst) {
                     return;
                 }
-                let out = run_task(engine, task, mailboxes, tokens, false);
-                (hooks.on_decided)(&out);
                 let mut again = Vec::new();
-                for (id, r) in &out {
-                    if needs_reprobe(&r.evidence) {
-                        again.push(*id);
-                    }
-                }
+                run_task(engine, task, mailboxes, tokens, false, &mut |batch| {
+                    (hooks.on_decided)(&batch);
+                    again.extend(
+                        batch
+                            .iter()
+                            .filter(|(_, r)| needs_reprobe(&r.evidence))
+                            .map(|(id, _)| *id),
+                    );
+                    results.lock().expect("results lock").extend(batch);
+                });
                 if !again.is_empty() && !opts.greylist_wait.is_zero() {
                     retries.lock().expect("retry lock").push((
                         Instant::now() + opts.greylist_wait,
@@ -661,7 +687,6 @@ pub fn run(
                         again,
                     ));
                 }
-                results.lock().expect("results lock").extend(out);
             });
         }
     });
@@ -706,9 +731,8 @@ pub fn run(
                             .collect(),
                         controls: false,
                     };
-                    let mut out = run_task(engine, &sub, mailboxes, tokens, true);
-                    {
-                        let all = results.lock().expect("results lock");
+                    run_task(engine, &sub, mailboxes, tokens, true, &mut |mut out| {
+                        let mut all = results.lock().expect("results lock");
                         for (id, r) in out.iter_mut() {
                             if let Some(old) = all.get(id) {
                                 r.evidence.domain = old.evidence.domain.clone();
@@ -718,9 +742,9 @@ pub fn run(
                                 r.transcript = t;
                             }
                         }
-                    }
-                    (hooks.on_decided)(&out);
-                    results.lock().expect("results lock").extend(out);
+                        (hooks.on_decided)(&out);
+                        all.extend(out);
+                    });
                 });
             }
         });
@@ -812,31 +836,167 @@ fn random_local_part(rng: &mut impl Rng) -> String {
     format!("sendercheck-{tail}")
 }
 
+/// What deciding a task's senders needs besides the jobs.
+struct TaskContext<'t> {
+    opts: &'t CalloutOptions,
+    tokens: &'t [String],
+    reprobe: bool,
+    /// The domain of each job (by job index).
+    job_domain: Vec<&'t str>,
+    /// Known (cached) control answers per domain, for the probes enabled.
+    known: HashMap<&'t str, DomainProbes>,
+}
+
+impl TaskContext<'_> {
+    /// The control answers of `domain`: those probed in this task, the
+    /// known ones for the rest.
+    fn controls(&self, jobs: &[Job], domain: &str) -> DomainProbes {
+        let mut probes = self.known.get(domain).cloned().unwrap_or_default();
+        for (j, job) in jobs.iter().enumerate() {
+            if self.job_domain[j] != domain {
+                continue;
+            }
+            let deciding = || {
+                job.attempts
+                    .iter()
+                    .rev()
+                    .find(|a| a.stage == Stage::RcptTo)
+                    .and_then(|a| a.reply().cloned())
+            };
+            match job.kind {
+                JobKind::Random(_) => probes.random = deciding(),
+                JobKind::Postmaster(_) => probes.postmaster = deciding(),
+                JobKind::Address(_) => {}
+            }
+        }
+        probes
+    }
+
+    /// Whether every control job of `domain` in this task has its answer.
+    fn controls_settled(&self, jobs: &[Job], domain: &str) -> bool {
+        jobs.iter().enumerate().all(|(j, job)| {
+            matches!(job.kind, JobKind::Address(_)) || self.job_domain[j] != domain || job.done
+        })
+    }
+
+    /// Whether the null sender's refusal sends this job to the probe sender.
+    fn needs_probe(&self, job: &Job) -> bool {
+        self.opts.probe_sender.is_some() && null_refused(&job.attempts)
+    }
+
+    fn result(&self, jobs: &[Job], j: usize, probe: Option<&Job>) -> CalloutResult {
+        let job = &jobs[j];
+        let mut transcript = job.transcript.clone();
+        if let Some(p) = probe {
+            transcript.push(format!(
+                "* retrying with MAIL FROM:<{}> (--probe-sender)",
+                self.opts
+                    .probe_sender
+                    .as_ref()
+                    .map(|s| s.as_str())
+                    .unwrap_or("")
+            ));
+            transcript.extend(p.transcript.iter().cloned());
+        }
+        let evidence = SenderEvidence {
+            null_sender: job.attempts.clone(),
+            probe_sender: probe.map(|p| p.attempts.clone()),
+            probe_sender_configured: self.opts.probe_sender.is_some(),
+            reprobed_after_tempfail: self.reprobe,
+            domain: self.controls(jobs, self.job_domain[j]),
+            prober_tokens: self.tokens.to_vec(),
+            egress_blocked: false,
+        };
+        CalloutResult {
+            evidence,
+            transcript,
+        }
+    }
+
+    /// Results of the address jobs not yet reported. Unless `all`, only
+    /// those final already: a definitive answer, no probe-sender retry still
+    /// to come, the domain's controls settled. With `all` but `cut` (the stop
+    /// flag ended the task early), only those with a definitive answer.
+    fn collect(
+        &self,
+        jobs: &[Job],
+        probes: &[Job],
+        probe_of: &HashMap<usize, usize>,
+        reported: &mut [bool],
+        all: bool,
+        cut: bool,
+    ) -> Vec<(usize, CalloutResult)> {
+        let mut out = Vec::new();
+        for (j, job) in jobs.iter().enumerate() {
+            let JobKind::Address(id) = job.kind else {
+                continue;
+            };
+            if reported[j] {
+                continue;
+            }
+            let probe = probe_of.get(&j).map(|&p| &probes[p]);
+            let answered = job.done
+                && (!self.needs_probe(job) || probe.is_some_and(|p| p.done || (all && !cut)));
+            let ready = if all {
+                answered || !cut
+            } else {
+                answered && self.controls_settled(jobs, self.job_domain[j])
+            };
+            if ready {
+                reported[j] = true;
+                out.push((id, self.result(jobs, j, probe)));
+            }
+        }
+        out
+    }
+}
+
+/// Probe one task's senders; `emit` gets their results as they become final
+/// (see [`Decided`]). When the stop flag cuts the task short, senders
+/// without a definitive answer get no result.
 fn run_task(
     engine: &Engine<'_>,
     task: &Task<'_>,
     mailboxes: &[Mailbox],
     tokens: &[String],
     reprobe: bool,
-) -> Vec<(usize, CalloutResult)> {
+    emit: &mut dyn FnMut(Vec<(usize, CalloutResult)>),
+) {
     let opts = engine.opts;
     let mut rng = rand::rng();
     let order = try_order(&task.group.hosts, &mut rng);
+    let known: HashMap<&str, DomainProbes> = task
+        .domains
+        .iter()
+        .filter_map(|(domain, _)| {
+            let k = opts.known_controls.get(*domain)?;
+            let probes = DomainProbes {
+                random: k.random.clone().filter(|_| opts.random_probe),
+                postmaster: k.postmaster.clone().filter(|_| opts.postmaster_probe),
+            };
+            Some((*domain, probes))
+        })
+        .collect();
     let mut jobs = Vec::new();
-    // A domain's slice in the first task that holds it carries its controls.
+    let mut job_domain = Vec::new();
+    // A domain's slice in the first task that holds it carries its controls,
+    // unless their answers are already known.
     let mut seen_domains = std::collections::HashSet::new();
     for (d, (domain, ids)) in task.domains.iter().enumerate() {
         if task.controls && seen_domains.insert(*domain) && first_slice_of(task, domain) {
-            if opts.random_probe {
+            let k = known.get(domain);
+            if opts.random_probe && k.is_none_or(|k| k.random.is_none()) {
                 if let Ok(p) =
                     SmtpPath::parse(&format!("{}@{}", random_local_part(&mut rng), domain))
                 {
                     jobs.push(Job::new(JobKind::Random(d), p));
+                    job_domain.push(*domain);
                 }
             }
-            if opts.postmaster_probe {
+            if opts.postmaster_probe && k.is_none_or(|k| k.postmaster.is_none()) {
                 if let Ok(p) = SmtpPath::parse(&format!("postmaster@{domain}")) {
                     jobs.push(Job::new(JobKind::Postmaster(d), p));
+                    job_domain.push(*domain);
                 }
             }
         }
@@ -845,94 +1005,68 @@ fn run_task(
                 JobKind::Address(*id),
                 SmtpPath::from_mailbox(&mailboxes[*id]),
             ));
+            job_domain.push(*domain);
         }
     }
+    let ctx = TaskContext {
+        opts,
+        tokens,
+        reprobe,
+        job_domain,
+        known,
+    };
+    let mut reported = vec![false; jobs.len()];
+    let mut cut = false;
+    let no_probes: HashMap<usize, usize> = HashMap::new();
     for (host, ip) in &order {
         if jobs.iter().all(|j| j.done) {
             break;
         }
-        engine.run_address(host, *ip, Sender::Null, &mut jobs);
+        let mut after = |js: &[Job]| {
+            let batch = ctx.collect(js, &[], &no_probes, &mut reported, false, false);
+            if !batch.is_empty() {
+                emit(batch);
+            }
+        };
+        if !engine.run_address(host, *ip, Sender::Null, &mut jobs, &mut after) {
+            cut = true;
+            break;
+        }
     }
 
     // Null sender refused (at MAIL, or at RCPT about the sender): learn the
     // mailbox's fate with the probe sender, as Postfix would see it.
-    let mut probe_jobs: Vec<(usize, Job)> = Vec::new();
-    if opts.probe_sender.is_some() {
+    let mut list: Vec<Job> = Vec::new();
+    let mut probe_of: HashMap<usize, usize> = HashMap::new();
+    if opts.probe_sender.is_some() && !cut {
         for (j, job) in jobs.iter().enumerate() {
             if let JobKind::Address(_) = job.kind {
-                if null_refused(&job.attempts) {
-                    probe_jobs.push((j, Job::new(job.kind, job.rcpt.clone())));
+                if ctx.needs_probe(job) {
+                    probe_of.insert(j, list.len());
+                    list.push(Job::new(job.kind, job.rcpt.clone()));
                 }
             }
         }
-        let mut list: Vec<Job> = probe_jobs.iter().map(|(_, j)| j.clone()).collect();
         for (host, ip) in &order {
             if list.iter().all(|j| j.done) {
                 break;
             }
-            engine.run_address(host, *ip, Sender::Probe, &mut list);
-        }
-        for ((_, slot), done) in probe_jobs.iter_mut().zip(list) {
-            *slot = done;
-        }
-    }
-    let probe_by_job: HashMap<usize, Job> = probe_jobs.into_iter().collect();
-
-    let mut controls: HashMap<usize, DomainProbes> = HashMap::new();
-    for job in &jobs {
-        let deciding = job
-            .attempts
-            .iter()
-            .rev()
-            .find(|a| a.stage == Stage::RcptTo)
-            .and_then(|a| a.reply().cloned());
-        match job.kind {
-            JobKind::Random(d) => controls.entry(d).or_default().random = deciding,
-            JobKind::Postmaster(d) => controls.entry(d).or_default().postmaster = deciding,
-            JobKind::Address(_) => {}
+            let mut after = |ps: &[Job]| {
+                let batch = ctx.collect(&jobs, ps, &probe_of, &mut reported, false, false);
+                if !batch.is_empty() {
+                    emit(batch);
+                }
+            };
+            if !engine.run_address(host, *ip, Sender::Probe, &mut list, &mut after) {
+                cut = true;
+                break;
+            }
         }
     }
-    let mut out = Vec::new();
-    let mut domain_of = HashMap::new();
-    for (d, (_, ids)) in task.domains.iter().enumerate() {
-        for id in ids {
-            domain_of.insert(*id, d);
-        }
+    let rest = ctx.collect(&jobs, &list, &probe_of, &mut reported, true, cut);
+    if !rest.is_empty() {
+        emit(rest);
     }
-    for (j, job) in jobs.into_iter().enumerate() {
-        let JobKind::Address(id) = job.kind else {
-            continue;
-        };
-        let probe = probe_by_job.get(&j);
-        let mut transcript = job.transcript;
-        if let Some(p) = probe {
-            transcript.push(format!(
-                "* retrying with MAIL FROM:<{}> (--probe-sender)",
-                opts.probe_sender.as_ref().map(|s| s.as_str()).unwrap_or("")
-            ));
-            transcript.extend(p.transcript.iter().cloned());
-        }
-        let evidence = SenderEvidence {
-            null_sender: job.attempts,
-            probe_sender: probe.map(|p| p.attempts.clone()),
-            probe_sender_configured: opts.probe_sender.is_some(),
-            reprobed_after_tempfail: reprobe,
-            domain: domain_of
-                .get(&id)
-                .and_then(|d| controls.get(d).cloned())
-                .unwrap_or_default(),
-            prober_tokens: tokens.to_vec(),
-            egress_blocked: false,
-        };
-        out.push((
-            id,
-            CalloutResult {
-                evidence,
-                transcript,
-            },
-        ));
-    }
-    out
 }
 
 /// Whether `task` is the first slice of its group holding `domain` (so each

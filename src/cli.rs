@@ -290,8 +290,9 @@ pub struct CommonArgs {
     #[arg(long, value_name = "DURATION")]
     pub cache_null_sender_ttl: Option<String>,
 
-    /// How long results decided by DNS alone (null MX, no such domain, no
-    /// mail host) stay cached. Default: 1h.
+    /// How long a domain's route (its MX hosts and their addresses) and the
+    /// results decided by DNS alone (null MX, no such domain, no mail host)
+    /// stay cached. Default: 1h.
     #[arg(long, value_name = "DURATION")]
     pub cache_route_ttl: Option<String>,
 

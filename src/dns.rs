@@ -59,7 +59,7 @@ impl Default for DnsOptions {
 }
 
 /// One MX host with the addresses the tool may connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MxHost {
     /// Host name without the trailing dot (the domain itself for an implicit MX).
     pub name: String,
@@ -69,7 +69,7 @@ pub struct MxHost {
 }
 
 /// What DNS says about a sender domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RouteOutcome {
     /// Usable MX hosts, sorted by preference (equal preferences adjacent; the
     /// callout stage shuffles them).
@@ -92,7 +92,7 @@ pub enum RouteOutcome {
 }
 
 /// A domain's route and the notes gathered on the way.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Route {
     pub outcome: RouteOutcome,
     pub flags: Vec<Flag>,

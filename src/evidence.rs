@@ -5,7 +5,7 @@ use crate::record::Stage;
 use std::net::IpAddr;
 
 /// A server reply reduced to what the verdict table reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplyFacts {
     pub code: u16,
     /// Enhanced status code (RFC 3463) as `class.subject.detail`.

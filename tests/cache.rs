@@ -16,19 +16,35 @@ const HOUR: i64 = 3600;
 
 /// One DNS name and one SMTP server per domain; `users` are its mailboxes.
 fn world(domains: &[(&str, u8, &[&str])], delay_ms: u64) -> World {
+    world_of(
+        domains
+            .iter()
+            .map(|(d, ip, users)| {
+                (
+                    *d,
+                    *ip,
+                    Script::new(&format!("mx.{d}"))
+                        .domain(d)
+                        .users(users)
+                        .reply_delay(Duration::from_millis(delay_ms)),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// One DNS name (`MX 10 mx.DOMAIN`) and one scripted SMTP server per domain.
+fn world_of(domains: Vec<(&str, u8, Script)>) -> World {
     let mut toml = String::from("smtp_port = 0\n");
-    for (d, _, _) in domains {
+    for (d, _, _) in &domains {
         toml.push_str(&format!("[dns.\"{d}\"]\nmx = [\"10 mx.{d}\"]\n"));
     }
     let mut spec = WorldSpec::from_toml(&toml).unwrap();
-    for (d, ip, users) in domains {
+    for (d, ip, script) in domains {
         spec.smtp.push(ServerSpec {
             name: format!("mx.{d}"),
-            ip: Ipv4Addr::new(127, 0, 0, *ip),
-            script: Script::new(&format!("mx.{d}"))
-                .domain(d)
-                .users(users)
-                .reply_delay(Duration::from_millis(delay_ms)),
+            ip: Ipv4Addr::new(127, 0, 0, ip),
+            script,
         });
     }
     World::start(&spec).unwrap()
@@ -419,5 +435,199 @@ fn sigkill_loses_at_most_the_session_in_flight() {
     assert!(
         text.contains("unfinished") && text.contains("complete"),
         "{text}"
+    );
+}
+
+/// Control RCPTs (random local part, postmaster@) across every server.
+fn control_rcpts(w: &World) -> usize {
+    rcpts(w)
+        .iter()
+        .filter(|(a, _)| a.starts_with("sendercheck-") || a.starts_with("postmaster@"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[test]
+fn a_fresh_route_saves_the_dns_queries_of_expired_senders() {
+    let w = world(&[("route.test", 64, &["news"])], 0);
+    let dir = Dir::new(&["news@route.test".into(), "nobody@route.test".into()]);
+    // Senders expire after 30 min, the route after the default hour.
+    let ttls: &[&str] = &["--cache-pass-ttl", "30m", "--cache-fail-ttl", "30m"];
+
+    run(&w, &dir, T0, ttls);
+    assert_eq!(w.dns.count("route.test", "MX"), 1);
+
+    // 45 min later: both senders expired, the route is still fresh.
+    reset(&w);
+    let (_, json) = run(&w, &dir, T0 + 45 * 60, ttls);
+    let r = results(&json);
+    assert_eq!(r["news@route.test"]["verdict"], "receivable");
+    assert_eq!(r["nobody@route.test"]["verdict"], "unreceivable");
+    assert!(r.values().all(|v| !has_flag(v, "cached")), "{r:?}");
+    assert_eq!(w.dns.total("MX"), 0, "{:?}", w.dns.queries());
+    assert_eq!(w.dns.queries(), vec![], "no DNS query at all");
+    assert_eq!(json["stats"]["dns_queries"], serde_json::json!({}));
+    let seen = rcpts(&w);
+    assert_eq!(seen.get("news@route.test"), Some(&1), "re-probed");
+    assert_eq!(seen.get("nobody@route.test"), Some(&1), "re-probed");
+    assert_eq!(r["news@route.test"]["mx_hosts"][0], "mx.route.test");
+    let transcript = r["news@route.test"]["transcript"].to_string();
+    assert!(
+        transcript.contains("MX route from the state store"),
+        "{transcript}"
+    );
+
+    // Two hours after the first run: the senders (decided at 45 min) and the
+    // route (learned at 0) have both expired, so DNS is asked again...
+    reset(&w);
+    let (_, json) = run(&w, &dir, T0 + 2 * HOUR, ttls);
+    assert_eq!(w.dns.count("route.test", "MX"), 1);
+    assert!(json["stats"]["dns_queries"]["MX"].as_u64().unwrap() >= 1);
+    assert_eq!(rcpts(&w).get("news@route.test"), Some(&1));
+
+    // ...and the route learned then is fresh again 40 min later.
+    reset(&w);
+    run(&w, &dir, T0 + 2 * HOUR + 40 * 60, ttls);
+    assert_eq!(w.dns.total("MX"), 0, "{:?}", w.dns.queries());
+    assert_eq!(rcpts(&w).get("news@route.test"), Some(&1));
+
+    // --refresh ignores the cached route.
+    reset(&w);
+    run(&w, &dir, T0 + 2 * HOUR + 41 * 60, &["--refresh"]);
+    assert_eq!(w.dns.count("route.test", "MX"), 1);
+    integrity_ok(&dir.db());
+}
+
+#[test]
+fn fresh_control_answers_are_not_asked_again_and_still_flag() {
+    let w = world_of(vec![
+        (
+            "catch.test",
+            65,
+            Script::new("mx.catch.test")
+                .domain("catch.test")
+                .catch_all(true),
+        ),
+        (
+            "nopm.test",
+            66,
+            Script::new("mx.nopm.test")
+                .domain("nopm.test")
+                .users(&["news", "info", "sales"])
+                .postmaster(false),
+        ),
+    ]);
+    let dir = Dir::new(&["news@catch.test".into(), "news@nopm.test".into()]);
+    let (_, json) = run(&w, &dir, T0, &[]);
+    let r = results(&json);
+    assert!(has_flag(&r["news@catch.test"], "catch-all"), "{r:?}");
+    assert!(has_flag(&r["news@nopm.test"], "no-postmaster"), "{r:?}");
+    assert_eq!(control_rcpts(&w), 4, "{:?}", rcpts(&w));
+
+    // An hour later the list has grown: the new senders are asked, the
+    // domains' controls (catch-all accepted: 24 h; postmaster refused: 2 h)
+    // are not.
+    std::fs::write(
+        dir.path.join("senders.csv"),
+        "email\nnews@catch.test\nsales@catch.test\nnews@nopm.test\ninfo@nopm.test\n",
+    )
+    .unwrap();
+    reset(&w);
+    let (_, json) = run(&w, &dir, T0 + HOUR, &[]);
+    let r = results(&json);
+    assert_eq!(control_rcpts(&w), 0, "{:?}", rcpts(&w));
+    let seen = rcpts(&w);
+    assert_eq!(seen.get("sales@catch.test"), Some(&1));
+    assert_eq!(seen.get("info@nopm.test"), Some(&1));
+    assert_eq!(seen.get("news@catch.test"), None, "cached sender");
+    assert_eq!(json["stats"]["rcpt_commands"], 2);
+    for a in ["news@catch.test", "sales@catch.test"] {
+        assert_eq!(r[a]["verdict"], "receivable", "{a}: {:?}", r[a]);
+        assert!(has_flag(&r[a], "catch-all"), "{a}: {:?}", r[a]);
+    }
+    for a in ["news@nopm.test", "info@nopm.test"] {
+        assert_eq!(r[a]["verdict"], "receivable", "{a}: {:?}", r[a]);
+        assert!(has_flag(&r[a], "no-postmaster"), "{a}: {:?}", r[a]);
+    }
+    assert!(!has_flag(&r["sales@catch.test"], "cached"));
+    let transcript = r["info@nopm.test"]["transcript"].to_string();
+    assert!(
+        transcript.contains("postmaster@ control answer from the state store"),
+        "{transcript}"
+    );
+
+    // Three hours after the first run nopm.test's refused controls (2 h)
+    // have expired and are asked again; catch.test's accepted ones (24 h)
+    // are not.
+    std::fs::write(
+        dir.path.join("senders.csv"),
+        "email\nnew1@catch.test\nsales@nopm.test\n",
+    )
+    .unwrap();
+    reset(&w);
+    let (_, json) = run(&w, &dir, T0 + 3 * HOUR, &[]);
+    let r = results(&json);
+    let seen = rcpts(&w);
+    assert_eq!(seen.get("postmaster@nopm.test"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("postmaster@catch.test"), None, "{seen:?}");
+    let random_to = |d: &str| {
+        seen.iter()
+            .filter(|(a, _)| a.starts_with("sendercheck-") && a.ends_with(d))
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    assert_eq!(random_to("@catch.test"), 0, "{seen:?}");
+    assert_eq!(random_to("@nopm.test"), 1, "{seen:?}");
+    assert!(has_flag(&r["new1@catch.test"], "catch-all"));
+    assert!(has_flag(&r["sales@nopm.test"], "no-postmaster"));
+
+    // --refresh asks the controls again.
+    reset(&w);
+    run(&w, &dir, T0 + 3 * HOUR + 1, &["--refresh"]);
+    assert_eq!(control_rcpts(&w), 4, "{:?}", rcpts(&w));
+    integrity_ok(&dir.db());
+}
+
+#[test]
+fn sigkill_mid_task_keeps_the_senders_of_finished_sessions() {
+    // One domain, one MX that drops every connection after five commands
+    // (EHLO, MAIL, three RCPTs): the single task needs several sessions.
+    let users: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+    let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let w = world_of(vec![(
+        "drops.test",
+        67,
+        Script::new("mx.drops.test")
+            .domain("drops.test")
+            .users(&user_refs)
+            .drop_after_commands(5),
+    )]);
+    let senders: Vec<String> = users.iter().map(|u| format!("{u}@drops.test")).collect();
+    let dir = Dir::new(&senders);
+    let mut child = command(&w, &dir, T0, SLOW_ARGS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The third connection opens after two sessions have answered: the
+    // controls and one sender, then three senders.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.servers[0].1.log().connections < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    integrity_ok(&dir.db());
+
+    let (out, json) = run(&w, &dir, T0 + 60, SLOW_ARGS);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let r = results(&json);
+    assert!(r.values().all(|v| v["verdict"] == "receivable"), "{r:?}");
+    let cached = r.values().filter(|v| has_flag(v, "cached")).count();
+    assert!(
+        cached >= 4,
+        "senders answered by finished sessions are in the store ({cached} cached)"
     );
 }

@@ -213,6 +213,7 @@ impl Settings {
             greylist_wait: dur(&a.greylist_wait, &c.greylist_wait, "300s", "greylist-wait")?,
             random_probe: !a.no_random_probe && c.random_probe.unwrap_or(true),
             postmaster_probe: !a.no_postmaster_probe && c.postmaster_probe.unwrap_or(true),
+            known_controls: Default::default(),
         };
         let dns = DnsOptions {
             nameservers,
