@@ -301,6 +301,11 @@ fn relay_denied(reply: &ReplyFacts) -> bool {
             "relay denied",
             "unable to relay",
             "we do not relay",
+            "relaying disallowed",
+            "relay not allowed",
+            "not allowed to relay",
+            "relay prohibited",
+            "no relaying",
         ]
         .iter()
         .any(|s| text.contains(s))

@@ -1142,3 +1142,25 @@ fn tls_required_at_mail_is_about_the_prober_not_the_null_sender() {
     assert_eq!(d.verdict, Verdict::ProbeBlocked, "{}", d.reason);
     assert_eq!(d.verdict.class(), Class::Unknown);
 }
+
+#[test]
+fn relay_refusals_in_other_mtas_words_are_relay_denied() {
+    // Exim: "550 relay not permitted"; Microsoft: 5.7.54 "Unable to relay";
+    // older MTAs: "we do not relay", "relaying disallowed".
+    for text in [
+        "550 relay not permitted",
+        "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain",
+        "550 5.7.1 Relaying disallowed",
+        "554 we do not relay",
+    ] {
+        let ev = evidence(vec![at(
+            "mx.other.test",
+            1,
+            Stage::RcptTo,
+            reply(text[..3].parse().unwrap(), None, &[text]),
+        )]);
+        let d = decide(&ev);
+        assert_eq!(d.verdict, Verdict::Unreceivable, "{text}: {}", d.reason);
+        assert!(d.reason.contains("relay denied"), "{text}: {}", d.reason);
+    }
+}
