@@ -433,3 +433,18 @@ mod tests {
         assert!(err.message().contains("per_host_rat"), "{}", err.message());
     }
 }
+
+#[cfg(test)]
+mod sample_config {
+    use super::*;
+
+    /// The documented example must stay in step with the keys we accept.
+    #[test]
+    fn sample_configuration_parses() {
+        let text = include_str!("../samples/sendercheck.toml");
+        let c: ConfigFile = toml::from_str(text).expect("samples/sendercheck.toml parses");
+        assert_eq!(c.per_host_rate, Some(5.0));
+        assert_eq!(c.cache_route_ttl.as_deref(), Some("1h"));
+        assert_eq!(c.fail_on, Some(FailOn::Fail));
+    }
+}
