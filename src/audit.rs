@@ -8,20 +8,22 @@
 use crate::address::{self, Domain, Mailbox};
 use crate::cache::{
     self, CachedResult, Clock, RunCounts, RunResult, StateOptions, Store, StoreError, SystemClock,
+    Ttls,
 };
 use crate::callout::{self, CalloutOptions, CalloutResult};
-use crate::dns::{DnsOptions, DnsSetupError, Resolver, Route, RouteOutcome};
-use crate::evidence::{DomainProbes, SenderEvidence};
-use crate::input::{InputError, InputOptions, Source};
+use crate::dns::{DnsOptions, DnsSetupError, MxHost, Resolver, Route, RouteOutcome};
+use crate::evidence::DomainProbes;
+use crate::input::{InputError, InputOptions, Row, Source};
+use crate::outcome::{callout_outcome, route_outcome, Outcome};
 use crate::plan::{self, Group, Shard};
 use crate::record::{
-    rfc3339, Evidence, GroupLine, ReportContext, RunMeta, SenderRecord, Stats, Summary,
+    rfc3339, Changes, GroupLine, ReportContext, RunMeta, SenderRecord, Stats, Summary,
 };
 use crate::report::{ReportError, ReportWriter};
-use crate::verdict::{decide, Class, Decision, Flag, Verdict};
+use crate::verdict::{Class, Decision, Flag, Verdict};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
 
 /// Where the run stops early.
@@ -91,79 +93,6 @@ pub struct AuditOutcome {
     pub interrupted: bool,
 }
 
-/// The decided outcome of one distinct address (shared by its rows).
-#[derive(Debug, Clone)]
-struct Outcome {
-    verdict: Verdict,
-    reason: String,
-    flags: Vec<Flag>,
-    mx_hosts: Vec<String>,
-    exim: Option<Decision>,
-    postfix: Option<Decision>,
-    evidence: Option<Evidence>,
-    transcript: Vec<String>,
-    /// When a cached result was decided (seconds since the epoch).
-    cached_at: Option<i64>,
-}
-
-impl Outcome {
-    fn simple(verdict: Verdict, reason: impl Into<String>) -> Outcome {
-        Outcome {
-            verdict,
-            reason: reason.into(),
-            flags: Vec::new(),
-            mx_hosts: Vec::new(),
-            exim: None,
-            postfix: None,
-            evidence: None,
-            transcript: Vec::new(),
-            cached_at: None,
-        }
-    }
-
-    /// A result from the store, reported with flag `cached` and its age.
-    fn cached(c: &CachedResult, now: i64) -> Outcome {
-        let mut flags = c.flags.clone();
-        if !flags.contains(&Flag::Cached) {
-            flags.push(Flag::Cached);
-        }
-        Outcome {
-            verdict: c.verdict,
-            reason: format!(
-                "{} (cached result, decided {} ago)",
-                c.reason,
-                cache::age(now - c.decided_at)
-            ),
-            flags,
-            mx_hosts: c.mx_hosts.clone(),
-            exim: c.exim,
-            postfix: c.postfix,
-            evidence: c.evidence.clone(),
-            transcript: vec![format!(
-                "* result from the state store, decided at {}: no DNS query, no connection",
-                rfc3339(c.decided_at)
-            )],
-            cached_at: Some(c.decided_at),
-        }
-    }
-
-    /// The cache row for this outcome.
-    fn to_cache(&self, address: &str, domain: &str, at: i64) -> CachedResult {
-        CachedResult {
-            address: address.to_string(),
-            domain: domain.to_string(),
-            verdict: self.verdict,
-            reason: self.reason.clone(),
-            flags: self.flags.clone(),
-            exim: self.exim,
-            postfix: self.postfix,
-            evidence: self.evidence.clone(),
-            mx_hosts: self.mx_hosts.clone(),
-            decided_at: at,
-        }
-    }
-}
-
 /// `row_ids` entry of a row without a valid address.
 const NO_ID: u32 = u32::MAX;
 
@@ -218,140 +147,335 @@ pub fn audit(
     observer: &dyn Observer,
     open_reports: &mut OpenReports<'_>,
 ) -> Result<AuditOutcome, AuditError> {
-    let started = Instant::now();
-    let clock: Box<dyn Clock> = match &opts.state {
-        Some(st) => st.clock(),
-        None => Box::new(SystemClock),
-    };
-    let now = || clock.now();
-    let started_epoch = now();
-    let started_at = rfc3339(started_epoch);
-    let stop_flag = opts.stop.clone().unwrap_or_default();
-    let stopped = || stop_flag.load(Ordering::SeqCst);
-    // Take the store (and its run lock) before anything else: a second run
-    // on the same store fails here, before it reads a row.
-    let (store, run_id) = match &opts.state {
-        Some(st) => {
-            let mut store = Store::open(&st.path)?;
-            let run_id = store.begin_run(started_epoch, &source.name, &options_summary(opts))?;
-            (Some(Mutex::new(store)), run_id)
+    let mut run = Run::start(source, opts, observer)?;
+    run.read_addresses()?;
+    let mut pending = run.triage();
+    let mut known = run.apply_cache(&mut pending)?;
+    run.stats.distinct_domains = pending.len() as u64;
+    if opts.stop_after == Some(StopAfter::Syntax) {
+        let skipped = Outcome::simple(Verdict::Skipped, "not checked (--stop-after syntax)");
+        run.settle(&pending, skipped);
+    } else if run.stopped() {
+        run.settle(&pending, interrupted_outcome());
+    } else if !pending.is_empty() {
+        let (route_of, to_call) = run.route(&pending, &mut known.routes)?;
+        run.plan(to_call, &route_of);
+        if opts.stop_after != Some(StopAfter::Dns) {
+            run.probe(&route_of, known);
         }
-        None => (None, 0),
-    };
-    let ttls = opts.state.as_ref().map(|s| s.ttls).unwrap_or_default();
-    let store_failed = std::sync::Once::new();
-    let save = |items: &[CachedResult]| {
-        let Some(store) = &store else { return };
+    }
+    let interrupted = run.stopped();
+    run.summarise();
+    let complete = opts.stop_after.is_none() && !interrupted;
+    let finished_epoch = run.now();
+    let changes = run.finish_run(finished_epoch, complete)?;
+    let context = run.context(finished_epoch, complete, changes);
+    run.write_reports(&context, open_reports)?;
+    Ok(AuditOutcome {
+        context,
+        interrupted,
+    })
+}
+
+/// Senders still to check, by domain (A-label).
+type Pending = HashMap<String, Vec<usize>>;
+
+/// Domains with hosts to call: (domain, MX hosts, sender ids), for the plan.
+type ToCall = Vec<(String, Vec<MxHost>, Vec<usize>)>;
+
+/// Per-domain facts from the store that are still fresh.
+#[derive(Default)]
+struct Known {
+    /// Routes (no DNS query), with when they were learned.
+    routes: HashMap<String, (i64, Route)>,
+    /// Control answers (no control RCPT).
+    controls: HashMap<String, DomainProbes>,
+}
+
+/// The outcome of senders a stopped run never got to.
+fn interrupted_outcome() -> Outcome {
+    Outcome::simple(
+        Verdict::Skipped,
+        "interrupted: the run was stopped before this sender was checked",
+    )
+}
+
+/// The run's handle on the persistent store (`store` is `None` when the run
+/// is stateless). Writes during the run are best effort: the first failure is
+/// noted once, and the run goes on.
+struct StateStore<'a> {
+    store: Option<Mutex<Store>>,
+    run_id: i64,
+    ttls: Ttls,
+    failed: Once,
+    observer: &'a dyn Observer,
+}
+
+impl StateStore<'_> {
+    /// Notes the first failed write of the run.
+    fn check(&self, r: Result<(), StoreError>) {
+        if let Err(e) = r {
+            self.failed.call_once(|| {
+                self.observer.note(&format!("results not cached: {e}"));
+            });
+        }
+    }
+
+    fn save_results(&self, items: &[CachedResult]) {
+        let Some(store) = &self.store else { return };
         if items.is_empty() {
             return;
         }
         let r = store
             .lock()
             .expect("store lock")
-            .save_results(run_id, &ttls, items);
-        if let Err(e) = r {
-            store_failed.call_once(|| {
-                observer.note(&format!("results not cached: {e}"));
-            });
-        }
-    };
-    let mut stats = Stats::default();
-    let mut summary = Summary::default();
+            .save_results(self.run_id, &self.ttls, items);
+        self.check(r);
+    }
+}
 
-    // Pass one: learn the distinct addresses.
-    observer.stage("reading", 0);
-    let mut book = AddressBook::default();
-    let mut rows = source.rows(&opts.input, false)?;
-    // The id of each row's address (NO_ID when invalid), so pass two, which
-    // reads the same rows in the same order, needs no second lookup.
-    let mut row_ids: Vec<u32> = Vec::new();
-    for row in rows.by_ref() {
-        let row = row?;
-        stats.rows += 1;
-        let parsed = match &row.cell {
-            Ok(cell) => address::parse_cell(cell).ok(),
-            Err(_) => None,
+/// Commits callout results (and newly learned control answers) to the store
+/// as each session decides them: a run killed now loses only the sessions in
+/// flight.
+struct SessionSaver<'r> {
+    state: &'r StateStore<'r>,
+    clock: &'r dyn Clock,
+    mailboxes: &'r [Mailbox],
+    route_of: &'r HashMap<String, Route>,
+    known_controls: &'r HashMap<String, DomainProbes>,
+    /// Control answers already written in this run (domain, random?).
+    controls_saved: Mutex<HashSet<(String, bool)>>,
+}
+
+impl SessionSaver<'_> {
+    fn on_decided(&self, batch: &[(usize, CalloutResult)]) {
+        let Some(store) = &self.state.store else {
+            return;
         };
-        match parsed {
-            Some(p) => {
-                let id = book.intern(p.mailbox);
-                row_ids.push(u32::try_from(id).unwrap_or(NO_ID));
-            }
-            None => {
-                row_ids.push(NO_ID);
-                summary.add(Verdict::InvalidAddress, 1)
-            }
+        let t = self.clock.now();
+        let mut controls: Vec<(String, DomainProbes)> = Vec::new();
+        let items: Vec<CachedResult> = batch
+            .iter()
+            .filter_map(|(id, r)| {
+                let Domain::Name(domain) = self.mailboxes[*id].domain() else {
+                    return None;
+                };
+                let route = self.route_of.get(domain)?;
+                // Control answers learned now (not the known ones).
+                let known = self.known_controls.get(domain);
+                let mut saved = self.controls_saved.lock().expect("controls lock");
+                let mut fresh = DomainProbes::default();
+                if known.is_none_or(|k| k.random.is_none())
+                    && r.evidence.domain.random.is_some()
+                    && saved.insert((domain.clone(), true))
+                {
+                    fresh.random = r.evidence.domain.random.clone();
+                }
+                if known.is_none_or(|k| k.postmaster.is_none())
+                    && r.evidence.domain.postmaster.is_some()
+                    && saved.insert((domain.clone(), false))
+                {
+                    fresh.postmaster = r.evidence.domain.postmaster.clone();
+                }
+                if fresh != DomainProbes::default() {
+                    controls.push((domain.clone(), fresh));
+                }
+                let o = callout_outcome(route, r.evidence.clone(), Vec::new());
+                Some(o.to_cache(&self.mailboxes[*id].normalized(), domain, t))
+            })
+            .collect();
+        self.state.save_results(&items);
+        if !controls.is_empty() {
+            let r = store
+                .lock()
+                .expect("store lock")
+                .save_controls(&self.state.ttls, t, &controls);
+            self.state.check(r);
         }
     }
-    let blank = rows.take_blank_lines();
-    stats.blank_lines = blank.len() as u64;
-    if !blank.is_empty() {
-        let shown: Vec<String> = blank.iter().take(10).map(|l| l.to_string()).collect();
-        observer.note(&format!(
-            "{}: skipped {} blank line(s) (line {}{})",
-            source.name,
-            blank.len(),
-            shown.join(", "),
-            if blank.len() > 10 { ", …" } else { "" }
-        ));
-    }
-    stats.distinct_addresses = book.mailboxes.len() as u64;
+}
 
-    // Decide one outcome per distinct address.
-    let n = book.mailboxes.len();
-    let mut outcomes: Vec<Option<Arc<Outcome>>> = vec![None; n];
-    let mut by_domain: HashMap<String, Vec<usize>> = HashMap::new();
-    let literal = Arc::new(Outcome {
-        flags: vec![Flag::AddressLiteral],
-        exim: Some(Decision::Fail),
-        postfix: Some(Decision::Fail),
-        ..Outcome::simple(
-            Verdict::NoMailHost,
-            "the domain is an address literal: there is no MX to ask, and receivers with a stock configuration cannot route it (Exim: \"Unrouteable address\"); send from a domain name",
-        )
-    });
-    let excluded_addr = Arc::new(Outcome::simple(
-        Verdict::Skipped,
-        "excluded by --exclude-address",
-    ));
-    let excluded_domain = Arc::new(Outcome::simple(
-        Verdict::Skipped,
-        "excluded by --exclude-domain",
-    ));
-    for (id, mb) in book.mailboxes.iter().enumerate() {
-        if opts
-            .exclude_addresses
-            .contains(&mb.normalized().to_lowercase())
-        {
-            outcomes[id] = Some(excluded_addr.clone());
-            continue;
-        }
-        match mb.domain() {
-            Domain::Literal(_) => outcomes[id] = Some(literal.clone()),
-            Domain::Name(d) if opts.exclude_domains.contains(d) => {
-                outcomes[id] = Some(excluded_domain.clone())
+/// One run of the pipeline: what the stages share. Each method is one stage,
+/// called in order by [`audit`].
+struct Run<'a> {
+    source: &'a Source,
+    opts: &'a AuditOptions,
+    observer: &'a dyn Observer,
+    clock: Box<dyn Clock>,
+    started: Instant,
+    started_epoch: i64,
+    stop_flag: Arc<AtomicBool>,
+    state: StateStore<'a>,
+    stats: Stats,
+    summary: Summary,
+    book: AddressBook,
+    /// The id of each row's address (NO_ID when invalid), so pass two, which
+    /// reads the same rows in the same order, needs no second lookup.
+    row_ids: Vec<u32>,
+    /// One decided outcome per distinct address (by id in `book`).
+    outcomes: Vec<Option<Arc<Outcome>>>,
+    groups: Vec<Group>,
+}
+
+impl<'a> Run<'a> {
+    /// Takes the store (and its run lock) before anything else: a second run
+    /// on the same store fails here, before it reads a row.
+    fn start(
+        source: &'a Source,
+        opts: &'a AuditOptions,
+        observer: &'a dyn Observer,
+    ) -> Result<Run<'a>, AuditError> {
+        let started = Instant::now();
+        let clock: Box<dyn Clock> = match &opts.state {
+            Some(st) => st.clock(),
+            None => Box::new(SystemClock),
+        };
+        let started_epoch = clock.now();
+        let stop_flag = opts.stop.clone().unwrap_or_default();
+        let (store, run_id) = match &opts.state {
+            Some(st) => {
+                let mut store = Store::open(&st.path)?;
+                let run_id =
+                    store.begin_run(started_epoch, &source.name, &options_summary(opts))?;
+                (Some(Mutex::new(store)), run_id)
             }
-            Domain::Name(d) => by_domain.entry(d.clone()).or_default().push(id),
-        }
+            None => (None, 0),
+        };
+        let state = StateStore {
+            store,
+            run_id,
+            ttls: opts.state.as_ref().map(|s| s.ttls).unwrap_or_default(),
+            failed: Once::new(),
+            observer,
+        };
+        Ok(Run {
+            source,
+            opts,
+            observer,
+            clock,
+            started,
+            started_epoch,
+            stop_flag,
+            state,
+            stats: Stats::default(),
+            summary: Summary::default(),
+            book: AddressBook::default(),
+            row_ids: Vec::new(),
+            outcomes: Vec::new(),
+            groups: Vec::new(),
+        })
     }
-    // Fresh cached results: those senders cost no DNS query and no session.
-    let use_cache = opts
-        .state
-        .as_ref()
-        .is_some_and(|st| !st.refresh && opts.stop_after != Some(StopAfter::Syntax));
-    // Per-domain facts still fresh: routes (no DNS query) and control
-    // answers (no control RCPT).
-    let mut cached_routes: HashMap<String, (i64, Route)> = HashMap::new();
-    let mut known_controls: HashMap<String, DomainProbes> = HashMap::new();
-    if let (Some(store), true) = (&store, use_cache) {
-        let t = now();
+
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop_flag.load(Ordering::SeqCst)
+    }
+
+    /// Pass one: learns the distinct addresses, so memory grows with those
+    /// only; invalid rows are counted here and reported in pass two.
+    fn read_addresses(&mut self) -> Result<(), AuditError> {
+        self.observer.stage("reading", 0);
+        let mut rows = self.source.rows(&self.opts.input, false)?;
+        for row in rows.by_ref() {
+            let row = row?;
+            self.stats.rows += 1;
+            let parsed = match &row.cell {
+                Ok(cell) => address::parse_cell(cell).ok(),
+                Err(_) => None,
+            };
+            match parsed {
+                Some(p) => {
+                    let id = self.book.intern(p.mailbox);
+                    self.row_ids.push(u32::try_from(id).unwrap_or(NO_ID));
+                }
+                None => {
+                    self.row_ids.push(NO_ID);
+                    self.summary.add(Verdict::InvalidAddress, 1)
+                }
+            }
+        }
+        let blank = rows.take_blank_lines();
+        self.stats.blank_lines = blank.len() as u64;
+        if !blank.is_empty() {
+            let shown: Vec<String> = blank.iter().take(10).map(|l| l.to_string()).collect();
+            self.observer.note(&format!(
+                "{}: skipped {} blank line(s) (line {}{})",
+                self.source.name,
+                blank.len(),
+                shown.join(", "),
+                if blank.len() > 10 { ", …" } else { "" }
+            ));
+        }
+        self.stats.distinct_addresses = self.book.mailboxes.len() as u64;
+        Ok(())
+    }
+
+    /// Decides what needs no lookup at all (exclusions, address literals)
+    /// and groups the other senders by domain.
+    fn triage(&mut self) -> Pending {
+        let opts = self.opts;
+        self.outcomes = vec![None; self.book.mailboxes.len()];
+        let mut pending = Pending::new();
+        let literal = Arc::new(Outcome {
+            flags: vec![Flag::AddressLiteral],
+            exim: Some(Decision::Fail),
+            postfix: Some(Decision::Fail),
+            ..Outcome::simple(
+                Verdict::NoMailHost,
+                "the domain is an address literal: there is no MX to ask, and receivers with a stock configuration cannot route it (Exim: \"Unrouteable address\"); send from a domain name",
+            )
+        });
+        let excluded_addr = Arc::new(Outcome::simple(
+            Verdict::Skipped,
+            "excluded by --exclude-address",
+        ));
+        let excluded_domain = Arc::new(Outcome::simple(
+            Verdict::Skipped,
+            "excluded by --exclude-domain",
+        ));
+        for (id, mb) in self.book.mailboxes.iter().enumerate() {
+            if opts
+                .exclude_addresses
+                .contains(&mb.normalized().to_lowercase())
+            {
+                self.outcomes[id] = Some(excluded_addr.clone());
+                continue;
+            }
+            match mb.domain() {
+                Domain::Literal(_) => self.outcomes[id] = Some(literal.clone()),
+                Domain::Name(d) if opts.exclude_domains.contains(d) => {
+                    self.outcomes[id] = Some(excluded_domain.clone())
+                }
+                Domain::Name(d) => pending.entry(d.clone()).or_default().push(id),
+            }
+        }
+        pending
+    }
+
+    /// Fresh cached results cost no DNS query and no session: those senders
+    /// leave `pending`. Also returns the per-domain facts still fresh.
+    fn apply_cache(&mut self, pending: &mut Pending) -> Result<Known, AuditError> {
+        let opts = self.opts;
+        let use_cache = opts
+            .state
+            .as_ref()
+            .is_some_and(|st| !st.refresh && opts.stop_after != Some(StopAfter::Syntax));
+        let mut known = Known::default();
+        let (Some(store), true) = (&self.state.store, use_cache) else {
+            return Ok(known);
+        };
+        let t = self.clock.now();
         let (fresh, refused) = {
             let s = store.lock().expect("store lock");
-            cached_routes = s.fresh_routes(t, opts.dns.allow_private)?;
-            known_controls = s.fresh_controls(t)?;
+            known.routes = s.fresh_routes(t, opts.dns.allow_private)?;
+            known.controls = s.fresh_controls(t)?;
             (s.fresh_results(t)?, s.null_sender_refusals(t)?)
         };
-        by_domain.retain(|domain, ids| {
+        let (book, outcomes) = (&self.book, &mut self.outcomes);
+        pending.retain(|domain, ids| {
             ids.retain(|&id| {
                 if let Some(c) = fresh.get(&book.mailboxes[id].normalized()) {
                     outcomes[id] = Some(Arc::new(Outcome::cached(c, t)));
@@ -382,94 +506,101 @@ pub fn audit(
             });
             !ids.is_empty()
         });
+        Ok(known)
     }
-    stats.distinct_domains = by_domain.len() as u64;
-    let mut groups: Vec<Group> = Vec::new();
-    let interrupted_outcome = Arc::new(Outcome::simple(
-        Verdict::Skipped,
-        "interrupted: the run was stopped before this sender was checked",
-    ));
 
-    if opts.stop_after == Some(StopAfter::Syntax) {
-        let skipped = Arc::new(Outcome::simple(
-            Verdict::Skipped,
-            "not checked (--stop-after syntax)",
-        ));
-        for ids in by_domain.values() {
+    /// Gives every pending sender the same outcome (the run stops here).
+    fn settle(&mut self, pending: &Pending, outcome: Outcome) {
+        let shared = Arc::new(outcome);
+        for ids in pending.values() {
             for &id in ids {
-                outcomes[id] = Some(skipped.clone());
+                self.outcomes[id] = Some(shared.clone());
             }
         }
-    } else if stopped() {
-        for ids in by_domain.values() {
-            for &id in ids {
-                outcomes[id] = Some(interrupted_outcome.clone());
-            }
-        }
-    } else if !by_domain.is_empty() {
-        observer.stage("dns", by_domain.len() as u64);
-        let mut domains: Vec<String> = by_domain.keys().cloned().collect();
+    }
+
+    /// DNS: routes every pending domain (from the store when fresh) and
+    /// decides the senders whose route alone settles them (rows 1–7).
+    /// Returns each domain's route and the domains with hosts to call.
+    fn route(
+        &mut self,
+        pending: &Pending,
+        cached_routes: &mut HashMap<String, (i64, Route)>,
+    ) -> Result<(HashMap<String, Route>, ToCall), AuditError> {
+        self.observer.stage("dns", pending.len() as u64);
+        let mut domains: Vec<String> = pending.keys().cloned().collect();
         domains.sort();
-        cached_routes.retain(|d, _| by_domain.contains_key(d));
-        // Only domains without a fresh cached route are asked.
+        cached_routes.retain(|d, _| pending.contains_key(d));
+        let mut routes = self.resolve(&domains, cached_routes)?;
+        for (d, (_, route)) in cached_routes.iter() {
+            routes.insert(d.clone(), route.clone());
+        }
+        let mut to_call = Vec::new();
+        let mut route_of: HashMap<String, Route> = HashMap::new();
+        let mut dns_decided = Vec::new();
+        let t = self.now();
+        for domain in &domains {
+            let route = routes.get(domain).cloned().expect("every domain is routed");
+            let ids = &pending[domain];
+            if let Some(decided) = route_outcome(&route) {
+                if self.state.store.is_some() {
+                    for &id in ids {
+                        let address = self.book.mailboxes[id].normalized();
+                        dns_decided.push(decided.to_cache(&address, domain, t));
+                    }
+                }
+                let shared = Arc::new(decided);
+                for &id in ids {
+                    self.outcomes[id] = Some(shared.clone());
+                }
+            } else {
+                to_call.push((domain.clone(), route.hosts().to_vec(), ids.clone()));
+            }
+            route_of.insert(domain.clone(), route);
+        }
+        self.state.save_results(&dns_decided);
+        Ok((route_of, to_call))
+    }
+
+    /// Asks DNS for the domains without a fresh cached route, and stores
+    /// what it learned.
+    fn resolve(
+        &mut self,
+        domains: &[String],
+        cached_routes: &HashMap<String, (i64, Route)>,
+    ) -> Result<HashMap<String, Route>, AuditError> {
         let to_resolve: Vec<String> = domains
             .iter()
             .filter(|d| !cached_routes.contains_key(*d))
             .cloned()
             .collect();
-        let mut routes: HashMap<String, Route> = HashMap::new();
-        if !to_resolve.is_empty() {
-            let resolver = Resolver::new(opts.dns.clone())?;
-            routes = resolver.routes(&to_resolve);
-            stats.dns_queries = resolver.query_counts();
-            if let Some(store) = &store {
-                let learned: Vec<(&str, &Route)> =
-                    routes.iter().map(|(d, r)| (d.as_str(), r)).collect();
-                let r = store.lock().expect("store lock").save_routes(
-                    ttls.route,
-                    opts.dns.allow_private,
-                    now(),
-                    &learned,
-                );
-                if let Err(e) = r {
-                    store_failed.call_once(|| {
-                        observer.note(&format!("results not cached: {e}"));
-                    });
-                }
-            }
+        if to_resolve.is_empty() {
+            return Ok(HashMap::new());
         }
-        for (d, (_, route)) in &cached_routes {
-            routes.insert(d.clone(), route.clone());
+        let opts = self.opts;
+        let resolver = Resolver::new(opts.dns.clone())?;
+        let routes = resolver.routes(&to_resolve);
+        self.stats.dns_queries = resolver.query_counts();
+        if let Some(store) = &self.state.store {
+            let learned: Vec<(&str, &Route)> =
+                routes.iter().map(|(d, r)| (d.as_str(), r)).collect();
+            let r = store.lock().expect("store lock").save_routes(
+                self.state.ttls.route,
+                opts.dns.allow_private,
+                self.clock.now(),
+                &learned,
+            );
+            self.state.check(r);
         }
-        let mut routed = Vec::new();
-        let mut route_of: HashMap<String, Route> = HashMap::new();
-        let mut dns_decided = Vec::new();
-        let t = now();
-        for domain in &domains {
-            let route = routes.get(domain).cloned().expect("every domain is routed");
-            let ids = &by_domain[domain];
-            if let Some(decided) = route_outcome(&route) {
-                if store.is_some() {
-                    for &id in ids {
-                        dns_decided.push(decided.to_cache(
-                            &book.mailboxes[id].normalized(),
-                            domain,
-                            t,
-                        ));
-                    }
-                }
-                let shared = Arc::new(decided);
-                for &id in ids {
-                    outcomes[id] = Some(shared.clone());
-                }
-            } else {
-                routed.push((domain.clone(), route.hosts().to_vec(), ids.clone()));
-            }
-            route_of.insert(domain.clone(), route);
-        }
-        save(&dns_decided);
-        groups = plan::build(routed, opts.shard);
-        stats.mx_groups = groups.len() as u64;
+        Ok(routes)
+    }
+
+    /// Groups the domains to call by MX set (and shard). Until a callout
+    /// decides them, their senders are skipped, still showing their route.
+    fn plan(&mut self, to_call: ToCall, route_of: &HashMap<String, Route>) {
+        let opts = self.opts;
+        self.groups = plan::build(to_call, opts.shard);
+        self.stats.mx_groups = self.groups.len() as u64;
         let not_in_shard = Arc::new(Outcome::simple(
             Verdict::Skipped,
             "not in this shard (--shard)",
@@ -478,7 +609,7 @@ pub fn audit(
             Verdict::Skipped,
             "not probed (--stop-after dns)",
         ));
-        for g in &groups {
+        for g in &self.groups {
             for d in &g.domains {
                 let mut shared = if !g.in_shard {
                     not_in_shard.clone()
@@ -509,358 +640,267 @@ pub fn audit(
                     shared = Arc::new(o);
                 }
                 for &id in &d.senders {
-                    outcomes[id] = Some(shared.clone());
-                }
-            }
-        }
-        if opts.stop_after != Some(StopAfter::Dns) {
-            let total: u64 = groups
-                .iter()
-                .filter(|g| g.in_shard)
-                .map(|g| g.sender_count() as u64)
-                .sum();
-            observer.stage("callouts", total);
-            let tokens = prober_tokens(&opts.callout);
-            let progress = |done: u64, host: &str| observer.progress(done, host);
-            known_controls.retain(|d, _| route_of.contains_key(d));
-            let mut callout_opts = opts.callout.clone();
-            callout_opts.known_controls = known_controls.clone();
-            // Control answers already written in this run (domain, random?).
-            let controls_saved: Mutex<HashSet<(String, bool)>> = Mutex::new(HashSet::new());
-            // Results are committed to the store as each session decides
-            // them: a run killed now loses only the sessions in flight.
-            let on_decided = |batch: &[(usize, CalloutResult)]| {
-                let Some(store) = &store else {
-                    return;
-                };
-                let t = now();
-                let mut controls: Vec<(String, DomainProbes)> = Vec::new();
-                let items: Vec<CachedResult> = batch
-                    .iter()
-                    .filter_map(|(id, r)| {
-                        let Domain::Name(domain) = book.mailboxes[*id].domain() else {
-                            return None;
-                        };
-                        let route = route_of.get(domain)?;
-                        // Control answers learned now (not the known ones).
-                        let known = known_controls.get(domain);
-                        let mut saved = controls_saved.lock().expect("controls lock");
-                        let mut fresh = DomainProbes::default();
-                        if known.is_none_or(|k| k.random.is_none())
-                            && r.evidence.domain.random.is_some()
-                            && saved.insert((domain.clone(), true))
-                        {
-                            fresh.random = r.evidence.domain.random.clone();
-                        }
-                        if known.is_none_or(|k| k.postmaster.is_none())
-                            && r.evidence.domain.postmaster.is_some()
-                            && saved.insert((domain.clone(), false))
-                        {
-                            fresh.postmaster = r.evidence.domain.postmaster.clone();
-                        }
-                        if fresh != DomainProbes::default() {
-                            controls.push((domain.clone(), fresh));
-                        }
-                        let o = callout_outcome(route, r.evidence.clone(), Vec::new());
-                        Some(o.to_cache(&book.mailboxes[*id].normalized(), domain, t))
-                    })
-                    .collect();
-                save(&items);
-                if !controls.is_empty() {
-                    let r = store
-                        .lock()
-                        .expect("store lock")
-                        .save_controls(&ttls, t, &controls);
-                    if let Err(e) = r {
-                        store_failed.call_once(|| {
-                            observer.note(&format!("results not cached: {e}"));
-                        });
-                    }
-                }
-            };
-            let hooks = callout::Hooks {
-                progress: &progress,
-                on_decided: &on_decided,
-                stop: &stop_flag,
-            };
-            let out = callout::run(&groups, &book.mailboxes, &callout_opts, tokens, hooks);
-            stats.connections = out.stats.connections;
-            stats.transactions = out.stats.transactions;
-            stats.rcpt_commands = out.stats.rcpt_commands;
-            stats.smtp_sessions_by_host = out.stats.sessions_by_host;
-            let decided: HashSet<usize> = out.results.keys().copied().collect();
-            for (id, result) in out.results {
-                let domain = match book.mailboxes[id].domain() {
-                    Domain::Name(d) => d.clone(),
-                    Domain::Literal(_) => continue,
-                };
-                let route = &route_of[&domain];
-                let mut transcript = Vec::new();
-                if let Some((at, _)) = cached_routes.get(&domain) {
-                    transcript.push(format!(
-                        "* MX route from the state store, learned {} ago: no DNS query",
-                        cache::age(now() - at)
-                    ));
-                }
-                if let Some(k) = known_controls.get(&domain) {
-                    let mut which = Vec::new();
-                    if k.random.is_some() && opts.callout.random_probe {
-                        which.push("catch-all");
-                    }
-                    if k.postmaster.is_some() && opts.callout.postmaster_probe {
-                        which.push("postmaster@");
-                    }
-                    if !which.is_empty() {
-                        transcript.push(format!(
-                            "* {} control answer from the state store: not asked again",
-                            which.join(" and ")
-                        ));
-                    }
-                }
-                transcript.extend(result.transcript);
-                outcomes[id] = Some(Arc::new(callout_outcome(
-                    route,
-                    result.evidence,
-                    transcript,
-                )));
-            }
-            if stopped() {
-                // Senders whose task never started.
-                for g in groups.iter().filter(|g| g.in_shard) {
-                    for d in &g.domains {
-                        for &id in &d.senders {
-                            if !decided.contains(&id) {
-                                outcomes[id] = Some(interrupted_outcome.clone());
-                            }
-                        }
-                    }
+                    self.outcomes[id] = Some(shared.clone());
                 }
             }
         }
     }
-    let interrupted = stopped();
 
-    for (id, o) in outcomes.iter().enumerate() {
-        let verdict = o.as_ref().map_or(Verdict::Skipped, |o| o.verdict);
-        summary.add(verdict, u64::from(book.rows[id]));
-    }
-    let complete = opts.stop_after.is_none() && !interrupted;
-    let finished_epoch = now();
-    let changes = match store {
-        Some(store) => {
-            let mut store = store.into_inner().expect("store lock");
-            let mut results = Vec::with_capacity(n);
-            let mut cached = 0;
-            for (id, o) in outcomes.iter().enumerate() {
-                let Some(o) = o else { continue };
-                cached += u64::from(o.cached_at.is_some());
-                results.push(RunResult {
-                    address: book.mailboxes[id].normalized(),
-                    verdict: o.verdict,
-                    reason: o.reason.clone(),
-                    cached: o.cached_at.is_some(),
-                    decided_at: o.cached_at.unwrap_or(finished_epoch),
-                });
-            }
-            let counts = RunCounts {
-                rows: stats.rows,
-                pass: summary.class_count(Class::Pass),
-                fail: summary.class_count(Class::Fail),
-                unknown: summary.class_count(Class::Unknown),
-                cached,
-            };
-            store.finish_run(run_id, finished_epoch, counts, complete, &results)?
-        }
-        None => None,
-    };
-    stats.duration_ms = started.elapsed().as_millis() as u64;
-    let context = ReportContext {
-        meta: RunMeta {
-            tool: "sendercheck".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            input: source.name.clone(),
-            started_at,
-            finished_at: rfc3339(finished_epoch),
-            complete,
-            stop_after: opts.stop_after.map(|s| s.code().to_string()),
-        },
-        summary,
-        stats,
-        groups: groups
+    /// Callouts: one SMTP conversation per sender of the in-shard groups,
+    /// committed to the store as sessions decide them. Senders a stop left
+    /// unstarted are reported as interrupted.
+    fn probe(&mut self, route_of: &HashMap<String, Route>, mut known: Known) {
+        let total: u64 = self
+            .groups
             .iter()
-            .map(|g| GroupLine {
-                mx_hosts: g.hosts.iter().map(|h| h.name.clone()).collect(),
-                domains: g.domains.iter().map(|d| d.domain.clone()).collect(),
-                senders: g.sender_count() as u64,
-                in_shard: g.in_shard,
-            })
-            .collect(),
-        changes,
-    };
-
-    // Pass two: one result per row, streamed to every report.
-    let mut writers = open_reports(&context)?;
-    let mut seen = vec![false; n];
-    let unknown = Arc::new(Outcome::simple(Verdict::Skipped, "not decided"));
-    for (index, row) in source.rows(&opts.input, true)?.enumerate() {
-        let row = row?;
-        let record = match &row.cell {
-            Err(problem) => {
-                let mut r = SenderRecord::new(
-                    row.line,
-                    row.raw.clone(),
-                    Verdict::InvalidAddress,
-                    problem.to_string(),
-                );
-                r.extra = row.extra;
-                r
-            }
-            Ok(cell) => match address::parse_cell(cell) {
-                Err(e) => {
-                    let mut r = SenderRecord::new(
-                        row.line,
-                        cell.clone(),
-                        Verdict::InvalidAddress,
-                        e.to_string(),
-                    );
-                    r.extra = row.extra;
-                    r
-                }
-                Ok(parsed) => {
-                    let key = parsed.mailbox.normalized();
-                    let id = match row_ids.get(index) {
-                        Some(&id) if id != NO_ID => id as usize,
-                        _ => book.ids[&key],
-                    };
-                    let o = outcomes[id].as_ref().unwrap_or(&unknown);
-                    let mut r =
-                        SenderRecord::new(row.line, cell.clone(), o.verdict, o.reason.clone());
-                    r.domain = Some(parsed.mailbox.domain().as_str().to_string());
-                    r.address = Some(key);
-                    r.flags = parsed.flags;
-                    for f in &o.flags {
-                        if !r.flags.contains(f) {
-                            r.flags.push(*f);
+            .filter(|g| g.in_shard)
+            .map(|g| g.sender_count() as u64)
+            .sum();
+        self.observer.stage("callouts", total);
+        let tokens = prober_tokens(&self.opts.callout);
+        let observer = self.observer;
+        let progress = |done: u64, host: &str| observer.progress(done, host);
+        known.controls.retain(|d, _| route_of.contains_key(d));
+        let mut callout_opts = self.opts.callout.clone();
+        callout_opts.known_controls = known.controls.clone();
+        let saver = SessionSaver {
+            state: &self.state,
+            clock: &*self.clock,
+            mailboxes: &self.book.mailboxes,
+            route_of,
+            known_controls: &known.controls,
+            controls_saved: Mutex::new(HashSet::new()),
+        };
+        let on_decided = |batch: &[(usize, CalloutResult)]| saver.on_decided(batch);
+        let hooks = callout::Hooks {
+            progress: &progress,
+            on_decided: &on_decided,
+            stop: &self.stop_flag,
+        };
+        let out = callout::run(
+            &self.groups,
+            &self.book.mailboxes,
+            &callout_opts,
+            tokens,
+            hooks,
+        );
+        self.stats.connections = out.stats.connections;
+        self.stats.transactions = out.stats.transactions;
+        self.stats.rcpt_commands = out.stats.rcpt_commands;
+        self.stats.smtp_sessions_by_host = out.stats.sessions_by_host;
+        let decided: HashSet<usize> = out.results.keys().copied().collect();
+        for (id, result) in out.results {
+            let domain = match self.book.mailboxes[id].domain() {
+                Domain::Name(d) => d.clone(),
+                Domain::Literal(_) => continue,
+            };
+            let mut transcript = self.reuse_notes(&domain, &known);
+            transcript.extend(result.transcript);
+            let outcome = callout_outcome(&route_of[&domain], result.evidence, transcript);
+            self.outcomes[id] = Some(Arc::new(outcome));
+        }
+        if self.stopped() {
+            // Senders whose task never started.
+            let interrupted = Arc::new(interrupted_outcome());
+            for g in self.groups.iter().filter(|g| g.in_shard) {
+                for d in &g.domains {
+                    for &id in &d.senders {
+                        if !decided.contains(&id) {
+                            self.outcomes[id] = Some(interrupted.clone());
                         }
                     }
-                    if seen[id] {
-                        r.flags.push(Flag::Duplicate);
-                    }
-                    seen[id] = true;
-                    r.mx_hosts = o.mx_hosts.clone();
-                    r.exim = o.exim;
-                    r.postfix = o.postfix;
-                    r.evidence = o.evidence.clone();
-                    r.transcript = o.transcript.clone();
-                    r.extra = row.extra;
-                    r
                 }
-            },
-        };
-        for w in writers.iter_mut() {
-            w.row(&record)?;
+            }
         }
     }
-    for w in writers {
-        w.finish()?;
+
+    /// The transcript lines saying what a callout took from the store.
+    fn reuse_notes(&self, domain: &str, known: &Known) -> Vec<String> {
+        let mut transcript = Vec::new();
+        if let Some((at, _)) = known.routes.get(domain) {
+            transcript.push(format!(
+                "* MX route from the state store, learned {} ago: no DNS query",
+                cache::age(self.now() - at)
+            ));
+        }
+        if let Some(k) = known.controls.get(domain) {
+            let mut which = Vec::new();
+            if k.random.is_some() && self.opts.callout.random_probe {
+                which.push("catch-all");
+            }
+            if k.postmaster.is_some() && self.opts.callout.postmaster_probe {
+                which.push("postmaster@");
+            }
+            if !which.is_empty() {
+                transcript.push(format!(
+                    "* {} control answer from the state store: not asked again",
+                    which.join(" and ")
+                ));
+            }
+        }
+        transcript
     }
-    Ok(AuditOutcome {
-        context,
-        interrupted,
-    })
+
+    /// Counts every row of a valid address under its outcome's verdict
+    /// (invalid rows were counted in pass one).
+    fn summarise(&mut self) {
+        for (id, o) in self.outcomes.iter().enumerate() {
+            let verdict = o.as_ref().map_or(Verdict::Skipped, |o| o.verdict);
+            self.summary.add(verdict, u64::from(self.book.rows[id]));
+        }
+    }
+
+    /// Records the run in the store's history (and releases the store);
+    /// returns what changed since the previous run, for the reports.
+    fn finish_run(
+        &mut self,
+        finished_epoch: i64,
+        complete: bool,
+    ) -> Result<Option<Changes>, AuditError> {
+        let Some(store) = self.state.store.take() else {
+            return Ok(None);
+        };
+        let mut store = store.into_inner().expect("store lock");
+        let mut results = Vec::with_capacity(self.outcomes.len());
+        let mut cached = 0;
+        for (id, o) in self.outcomes.iter().enumerate() {
+            let Some(o) = o else { continue };
+            cached += u64::from(o.cached_at.is_some());
+            results.push(RunResult {
+                address: self.book.mailboxes[id].normalized(),
+                verdict: o.verdict,
+                reason: o.reason.clone(),
+                cached: o.cached_at.is_some(),
+                decided_at: o.cached_at.unwrap_or(finished_epoch),
+            });
+        }
+        let counts = RunCounts {
+            rows: self.stats.rows,
+            pass: self.summary.class_count(Class::Pass),
+            fail: self.summary.class_count(Class::Fail),
+            unknown: self.summary.class_count(Class::Unknown),
+            cached,
+        };
+        let changes = store.finish_run(
+            self.state.run_id,
+            finished_epoch,
+            counts,
+            complete,
+            &results,
+        )?;
+        Ok(changes)
+    }
+
+    /// What every report is told besides the rows: run metadata, summary,
+    /// stats, MX groups and changes.
+    fn context(
+        &mut self,
+        finished_epoch: i64,
+        complete: bool,
+        changes: Option<Changes>,
+    ) -> ReportContext {
+        self.stats.duration_ms = self.started.elapsed().as_millis() as u64;
+        ReportContext {
+            meta: RunMeta {
+                tool: "sendercheck".to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                input: self.source.name.clone(),
+                started_at: rfc3339(self.started_epoch),
+                finished_at: rfc3339(finished_epoch),
+                complete,
+                stop_after: self.opts.stop_after.map(|s| s.code().to_string()),
+            },
+            summary: std::mem::take(&mut self.summary),
+            stats: std::mem::take(&mut self.stats),
+            groups: self
+                .groups
+                .iter()
+                .map(|g| GroupLine {
+                    mx_hosts: g.hosts.iter().map(|h| h.name.clone()).collect(),
+                    domains: g.domains.iter().map(|d| d.domain.clone()).collect(),
+                    senders: g.sender_count() as u64,
+                    in_shard: g.in_shard,
+                })
+                .collect(),
+            changes,
+        }
+    }
+
+    /// Pass two: reads the input again and streams one result per row, in
+    /// input order, to every report.
+    fn write_reports(
+        &self,
+        context: &ReportContext,
+        open_reports: &mut OpenReports<'_>,
+    ) -> Result<(), AuditError> {
+        let mut writers = open_reports(context)?;
+        let mut seen = vec![false; self.outcomes.len()];
+        for (index, row) in self.source.rows(&self.opts.input, true)?.enumerate() {
+            let record = self.record(index, row?, &mut seen);
+            for w in writers.iter_mut() {
+                w.row(&record)?;
+            }
+        }
+        for w in writers {
+            w.finish()?;
+        }
+        Ok(())
+    }
+
+    /// The report row for input row `index`; `seen` marks the addresses
+    /// already reported, so later rows are flagged duplicate.
+    fn record(&self, index: usize, row: Row, seen: &mut [bool]) -> SenderRecord {
+        let invalid = |cell: &str, reason: String, extra: Vec<(String, String)>| {
+            let mut r =
+                SenderRecord::new(row.line, cell.to_string(), Verdict::InvalidAddress, reason);
+            r.extra = extra;
+            r
+        };
+        let cell = match &row.cell {
+            Err(problem) => return invalid(&row.raw, problem.to_string(), row.extra),
+            Ok(cell) => cell,
+        };
+        let parsed = match address::parse_cell(cell) {
+            Err(e) => return invalid(cell, e.to_string(), row.extra),
+            Ok(parsed) => parsed,
+        };
+        let key = parsed.mailbox.normalized();
+        let id = match self.row_ids.get(index) {
+            Some(&id) if id != NO_ID => id as usize,
+            _ => self.book.ids[&key],
+        };
+        let unknown;
+        let o = match self.outcomes[id].as_deref() {
+            Some(o) => o,
+            None => {
+                unknown = Outcome::simple(Verdict::Skipped, "not decided");
+                &unknown
+            }
+        };
+        let mut r = SenderRecord::new(row.line, cell.clone(), o.verdict, o.reason.clone());
+        r.domain = Some(parsed.mailbox.domain().as_str().to_string());
+        r.address = Some(key);
+        r.flags = parsed.flags;
+        for f in &o.flags {
+            if !r.flags.contains(f) {
+                r.flags.push(*f);
+            }
+        }
+        if seen[id] {
+            r.flags.push(Flag::Duplicate);
+        }
+        seen[id] = true;
+        r.mx_hosts = o.mx_hosts.clone();
+        r.exim = o.exim;
+        r.postfix = o.postfix;
+        r.evidence = o.evidence.clone();
+        r.transcript = o.transcript.clone();
+        r.extra = row.extra;
+        r
+    }
 }
 
 /// Strings that identify the prober in a refusal: its HELO name.
 fn prober_tokens(opts: &CalloutOptions) -> Vec<String> {
     vec![opts.helo.as_str().to_string()]
-}
-
-/// Rows 1–7 of the table: verdicts DNS decides on its own. `None` means the
-/// route has hosts to call.
-fn route_outcome(route: &Route) -> Option<Outcome> {
-    let fail = |verdict: Verdict, reason: String| Outcome {
-        flags: route.flags.clone(),
-        mx_hosts: route.mx_names.clone(),
-        exim: Some(Decision::Fail),
-        postfix: Some(Decision::Fail),
-        ..Outcome::simple(verdict, reason)
-    };
-    match &route.outcome {
-        RouteOutcome::Hosts { .. } => None,
-        RouteOutcome::NullMx => Some(fail(
-            Verdict::NullMx,
-            "the domain publishes a null MX (MX 0 .): it declares that it accepts no mail (RFC 7505)".to_string(),
-        )),
-        RouteOutcome::NoDomain => Some(fail(
-            Verdict::NoDomain,
-            "the domain does not exist (NXDOMAIN)".to_string(),
-        )),
-        RouteOutcome::NoMailHost { reason } => Some(fail(Verdict::NoMailHost, reason.clone())),
-        RouteOutcome::DnsError { reason } => Some(Outcome {
-            flags: route.flags.clone(),
-            mx_hosts: route.mx_names.clone(),
-            exim: Some(Decision::Defer),
-            postfix: Some(Decision::Defer),
-            ..Outcome::simple(Verdict::DnsError, format!("{reason}; receivers would defer"))
-        }),
-        // Rows 6: a receiver on the internet cannot use a private or loopback
-        // MX (Exim's stock routers ignore them), so it fails; and the tool
-        // does not connect there unless told to.
-        RouteOutcome::PrivateOnly { reason } => Some(fail(
-            Verdict::NoMailHost,
-            format!(
-                "no usable MX host: {reason}; receivers on the internet cannot deliver to private or loopback addresses (pass --allow-private-mx to probe internal hosts anyway)"
-            ),
-        )),
-    }
-}
-
-fn callout_outcome(route: &Route, evidence: SenderEvidence, transcript: Vec<String>) -> Outcome {
-    let decided = decide(&evidence);
-    let mut flags = route.flags.clone();
-    for f in decided.flags {
-        if !flags.contains(&f) {
-            flags.push(f);
-        }
-    }
-    let evidence = decided.deciding.as_ref().map(|a| Evidence {
-        mx_host: a.host.clone(),
-        ip: a.ip.to_string(),
-        stage: a.stage,
-        reply: match &a.end {
-            crate::evidence::AttemptEnd::Reply(r) => r.lines.clone(),
-            crate::evidence::AttemptEnd::Failed(why) => vec![why.clone()],
-        },
-    });
-    let mut outcome = Outcome {
-        verdict: decided.verdict,
-        reason: decided.reason,
-        flags,
-        mx_hosts: route.mx_names.clone(),
-        exim: decided.exim,
-        postfix: decided.postfix,
-        evidence,
-        transcript,
-        cached_at: None,
-    };
-    if let RouteOutcome::Hosts {
-        null_mx_mixed: true,
-        ..
-    } = route.outcome
-    {
-        // Row 5: Postfix treats the whole MX set as null; Exim uses the real
-        // hosts, so its answer is what the callout just saw.
-        let exim = match outcome.exim {
-            Some(Decision::Pass) => "Exim ignores the null MX and would pass it",
-            Some(Decision::Fail) => "Exim ignores the null MX and would still fail it",
-            _ => "Exim ignores the null MX and would defer",
-        };
-        outcome.reason = format!(
-            "the domain publishes a null MX (MX 0 .) beside real MX records, which RFC 7505 §3 forbids: Postfix treats it as accepting no mail; {exim} ({})",
-            outcome.reason
-        );
-        outcome.verdict = Verdict::NullMx;
-        outcome.postfix = Some(Decision::Fail);
-    }
-    outcome
 }

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod evidence;
 pub mod fix;
 pub mod input;
+mod outcome;
 pub mod plan;
 pub mod record;
 pub mod report;
