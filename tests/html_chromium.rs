@@ -33,6 +33,11 @@ fn browser(exe: &Path, profile: &Path) -> Command {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        // The page is a local file and self-contained: the browser must not
+        // resolve any name (it would ask the machine's DNS server otherwise).
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--dns-prefetch-disable",
+        "--no-pings",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
     .timeout(Duration::from_secs(120));
