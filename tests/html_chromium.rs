@@ -22,8 +22,21 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Flags that keep a headless Chromium offline and quiet in a container.
+/// Chromium, in a network namespace of its own (only a loopback) where one
+/// can be made: the page is a local file, and the browser's own start-up
+/// probes (name lookups, an IPv6 reachability check) then reach nothing.
 fn browser(exe: &Path, profile: &Path) -> Command {
-    let mut c = Command::new(exe);
+    let isolated = std::process::Command::new("unshare")
+        .args(["-n", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut c = if isolated {
+        let mut c = Command::new("unshare");
+        c.args(["-n", "--"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
     c.args([
         "--headless",
         "--no-sandbox",
