@@ -124,6 +124,8 @@ fn main() {
     ]
     .iter()
     .map(|s| s.to_string())
+    // BENCH_NO_STATE=1 measures the engine without the state store.
+    .chain(std::env::var_os("BENCH_NO_STATE").map(|_| "--no-state".to_string()))
     .collect();
     let run = bench_util::run_child(&bin, &argv, Duration::from_secs(600));
     if run.status.is_none() {
