@@ -212,6 +212,26 @@ pub struct Changes {
     pub still_failing: Vec<Change>,
 }
 
+impl Changes {
+    /// The three lists with their titles, in the order reports show them.
+    pub fn lists(&self) -> [(&'static str, &[Change]); 3] {
+        [
+            ("newly failing", &self.newly_failing),
+            ("newly fixed", &self.newly_fixed),
+            ("still failing", &self.still_failing),
+        ]
+    }
+
+    /// Entries in all three lists.
+    pub fn len(&self) -> usize {
+        self.lists().iter().map(|(_, l)| l.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The run a [`Changes`] compares against.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PreviousRun {

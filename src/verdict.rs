@@ -197,6 +197,7 @@ impl Decision {
 
 use crate::evidence::{Attempt, ReplyFacts, SenderEvidence};
 use crate::record::Stage;
+use crate::smtp::EnhancedCode;
 
 /// A decided verdict with its explanation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,22 +270,14 @@ fn about_prober(reply: &ReplyFacts, tokens: &[String]) -> bool {
 }
 
 /// The enhanced status code (RFC 3463): the parsed field, or else read from
-/// the text after the basic code (`550 5.1.1 ...`, `550-5.1.1 ...`).
+/// the first wire line (`550 5.1.1 ...`) by the SMTP reply parser's own rule,
+/// for evidence built without it.
 fn enhanced(reply: &ReplyFacts) -> Option<(u8, u16, u16)> {
     if reply.enhanced.is_some() {
         return reply.enhanced;
     }
-    let line = reply.lines.first()?;
-    let rest = line.get(4..)?;
-    let word = rest.split_whitespace().next()?;
-    let mut parts = word.split('.');
-    let class = parts.next()?.parse::<u8>().ok()?;
-    let subject = parts.next()?.parse::<u16>().ok()?;
-    let detail = parts.next()?.parse::<u16>().ok()?;
-    if parts.next().is_some() || !matches!(class, 2 | 4 | 5) {
-        return None;
-    }
-    Some((class, subject, detail))
+    let text = reply.lines.first()?.get(4..)?;
+    EnhancedCode::of_reply(reply.code, text).map(|e| (e.class, e.subject, e.detail))
 }
 
 /// Row 19: the MX does not serve the domain. Only explicit relay refusals

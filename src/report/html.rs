@@ -179,14 +179,9 @@ fn changes(ch: &crate::record::Changes) -> String {
         ch.newly_fixed.len(),
         ch.still_failing.len()
     );
-    let all = ch.newly_failing.len() + ch.newly_fixed.len() + ch.still_failing.len();
-    if all > 0 {
+    if !ch.is_empty() {
         c.push_str("<table>\n<thead><tr><th>change</th><th>sender</th><th>verdict</th><th>was</th><th>failing since</th></tr></thead>\n<tbody>\n");
-        for (title, list) in [
-            ("newly failing", &ch.newly_failing),
-            ("newly fixed", &ch.newly_fixed),
-            ("still failing", &ch.still_failing),
-        ] {
+        for (title, list) in ch.lists() {
             for e in list.iter().take(CHANGES_SHOWN) {
                 c.push_str(&format!(
                     "<tr><td>{title}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",

@@ -127,16 +127,11 @@ fn changes(ch: &crate::record::Changes) -> String {
         ch.newly_fixed.len(),
         ch.still_failing.len()
     );
-    let all = ch.newly_failing.len() + ch.newly_fixed.len() + ch.still_failing.len();
-    if all == 0 {
+    if ch.is_empty() {
         return c;
     }
     c.push_str("\n| change | sender | verdict | was | failing since |\n|---|---|---|---|---|\n");
-    for (title, list) in [
-        ("newly failing", &ch.newly_failing),
-        ("newly fixed", &ch.newly_fixed),
-        ("still failing", &ch.still_failing),
-    ] {
+    for (title, list) in ch.lists() {
         for e in list.iter().take(CHANGES_SHOWN) {
             c.push_str(&format!(
                 "| {title} | `{}` | `{}` | {} | {} |\n",

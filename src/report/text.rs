@@ -111,11 +111,7 @@ fn changes(ch: &crate::record::Changes) -> String {
         ch.newly_fixed.len(),
         ch.still_failing.len()
     );
-    for (title, list) in [
-        ("newly failing", &ch.newly_failing),
-        ("newly fixed", &ch.newly_fixed),
-        ("still failing", &ch.still_failing),
-    ] {
+    for (title, list) in ch.lists() {
         for e in list.iter().take(CHANGES_SHOWN) {
             let was = e
                 .previous

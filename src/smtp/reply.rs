@@ -26,6 +26,14 @@ impl fmt::Display for EnhancedCode {
 }
 
 impl EnhancedCode {
+    /// The enhanced code of a reply with basic `code` whose first line's text
+    /// (after `NNN-`/`NNN `) is `first_text`: a leading token whose class
+    /// matches the basic code's first digit (RFC 3463 §2).
+    pub fn of_reply(code: u16, first_text: &str) -> Option<EnhancedCode> {
+        let class = (code / 100) as u8;
+        EnhancedCode::parse_leading(first_text).filter(|e| e.class == class)
+    }
+
     /// Parse a leading `class.subject.detail` token from a reply line's text.
     ///
     /// The token must be followed by a space or the end of the text, so
@@ -292,8 +300,7 @@ impl ReplyParser {
             .push(String::from_utf8_lossy(text).into_owned());
         if last {
             let lines = std::mem::take(&mut self.pending_lines);
-            let class = (code / 100) as u8;
-            let enhanced = EnhancedCode::parse_leading(&lines[0]).filter(|e| e.class == class);
+            let enhanced = EnhancedCode::of_reply(code, &lines[0]);
             self.ready.push_back(Reply {
                 code,
                 enhanced,
