@@ -158,16 +158,8 @@ impl Session {
         if connect_for.is_zero() {
             return Err(SessionError::ConnectTimeout { addr });
         }
-        let stream = TcpStream::connect_timeout(&addr, connect_for).map_err(|e| {
-            if matches!(
-                e.kind(),
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-            ) {
-                SessionError::ConnectTimeout { addr }
-            } else {
-                SessionError::Connect { addr, source: e }
-            }
-        })?;
+        let stream =
+            TcpStream::connect_timeout(&addr, connect_for).map_err(|e| connect_error(addr, e))?;
         // Every command goes out in one write; no reason to wait for Nagle.
         let _ = stream.set_nodelay(true);
         let mut session = Session {
@@ -410,6 +402,26 @@ impl Session {
     }
 }
 
+/// Classify a failed `connect`.
+///
+/// A reset is not a refusal: a refused SYN reports `ECONNREFUSED`, while
+/// `ECONNRESET` means the handshake completed and the server dropped the
+/// connection before the client's poll saw it succeed — a server that
+/// accepts and resets at once. To a receiver that is a connection lost
+/// while waiting for the greeting, so it is reported exactly like the same
+/// reset seen one step later by the first read.
+fn connect_error(addr: SocketAddr, e: io::Error) -> SessionError {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            SessionError::ConnectTimeout { addr }
+        }
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+            SessionError::Closed { stage: "greeting" }
+        }
+        _ => SessionError::Connect { addr, source: e },
+    }
+}
+
 fn is_closed(kind: io::ErrorKind) -> bool {
     matches!(
         kind,
@@ -418,4 +430,43 @@ fn is_closed(kind: io::ErrorKind) -> bool {
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::UnexpectedEof
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(kind: io::ErrorKind) -> SessionError {
+        connect_error("127.0.0.1:25".parse().unwrap(), io::Error::from(kind))
+    }
+
+    #[test]
+    fn a_reset_during_connect_is_a_lost_greeting_not_a_dead_host() {
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+        ] {
+            let e = classify(kind);
+            assert!(
+                matches!(e, SessionError::Closed { stage: "greeting" }),
+                "{kind:?}: {e:?}"
+            );
+            assert_eq!(e.stage(), Some("greeting"));
+        }
+    }
+
+    #[test]
+    fn refusals_and_timeouts_stay_connect_failures() {
+        let refused = classify(io::ErrorKind::ConnectionRefused);
+        assert!(
+            matches!(refused, SessionError::Connect { .. }),
+            "{refused:?}"
+        );
+        let slow = classify(io::ErrorKind::TimedOut);
+        assert!(
+            matches!(slow, SessionError::ConnectTimeout { .. }),
+            "{slow:?}"
+        );
+        assert_eq!(slow.stage(), Some("connect"));
+    }
 }
