@@ -250,7 +250,15 @@ const PROBER_SIGNALS: &[&str] = &[
     "dynamic ip",
     "residential",
     "pbl",
-    "listed",
+    "dnsbl",
+    // Blocklist wording ("your IP is listed on …"); never a bare "listed":
+    // Domino's unknown user is "User not listed in public Name & Address Book".
+    "is listed",
+    "are listed",
+    "been listed",
+    "listed on",
+    "listed at",
+    "listed by",
     // sendercheck does not STARTTLS; a server that insists refuses the
     // probe, not the sender (Exim's callouts do use TLS when offered).
     "starttls",

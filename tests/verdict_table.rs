@@ -1164,3 +1164,49 @@ fn relay_refusals_in_other_mtas_words_are_relay_denied() {
         assert!(d.reason.contains("relay denied"), "{text}: {}", d.reason);
     }
 }
+
+// --- replies seen in the field, at RCPT --------------------------------------
+
+/// One RCPT reply as servers in the field word it, with `<>` accepted at MAIL
+/// and the postmaster control accepted: the text alone must land on the
+/// right row (18, 19, 20, 21 or 22).
+#[test]
+fn field_replies_at_rcpt_land_on_their_rows() {
+    use Verdict::*;
+    let cases: &[(&str, Verdict)] = &[
+        // Row 18: the mailbox does not exist, in each MTA's words.
+        ("550 5.1.1 User not listed in public Name & Address Book", Unreceivable), // Domino
+        ("550 sorry, no mailbox here by that name. (#5.1.1)", Unreceivable), // qmail
+        ("550 5.1.1 <news@example.com>: Recipient address rejected: User unknown in local recipient table", Unreceivable),
+        ("550-Verification failed for <news@example.com>\n550-Unrouteable address\n550 Sender verify failed", Unreceivable),
+        ("554 delivery error: dd This user doesn't have a yahoo.com account (news@yahoo.com) [0]", Unreceivable),
+        ("550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", Unreceivable),
+        ("551 User not local; please try <news@other.example>", Unreceivable),
+        ("550 5.2.1 The email account that you tried to reach is disabled.", Unreceivable),
+        // Row 19: the MX does not take mail for the domain.
+        ("553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", Unreceivable),
+        ("554 5.7.1 <news@example.com>: Relay access denied", Unreceivable),
+        // Row 20: about the prober, however the rest reads.
+        ("554 5.7.1 Service unavailable; Client host [203.0.113.9] blocked using zen.spamhaus.org", ProbeBlocked),
+        ("550 5.7.1 Your IP 203.0.113.9 is listed on a DNSBL", ProbeBlocked),
+        ("550 5.7.1 Mail from 203.0.113.9 refused, see dnsbl.example", ProbeBlocked),
+        ("530 5.7.0 Must issue a STARTTLS command first", ProbeBlocked),
+        // Row 21: policy refusal of this address.
+        ("550 5.7.1 <news@example.com>: Recipient address rejected: Access denied", Unreceivable),
+        // Row 22: any 4xx.
+        ("450 4.7.1 Client host rejected: cannot find your hostname, [203.0.113.9]", Tempfail),
+        ("451 4.7.1 Please try again later", Tempfail),
+    ];
+    let (mx1, _) = mx1_mx2();
+    for &(text, want) in cases {
+        let lines: Vec<&str> = text.split('\n').collect();
+        let code = text[..3].parse().unwrap();
+        let ev = with_domain(
+            evidence(vec![at(mx1, 1, Stage::RcptTo, reply(code, None, &lines))]),
+            None,
+            Some(ok_rcpt()),
+        );
+        let d = decide(&ev);
+        assert_eq!(d.verdict, want, "{text:?}: {}", d.reason);
+    }
+}
