@@ -786,3 +786,72 @@ fn per_host_connection_cap_holds_and_every_sender_is_decided() {
     assert_eq!(rcpts, SENDERS + 2 * DOMAINS);
     w.assert_clean();
 }
+
+// ----------------------------------------------------------- IPv6
+
+/// An MX host with only an AAAA record is probed over IPv6; a dual-stack
+/// host whose IPv4 address is dead is reached on its IPv6 address. Skipped
+/// (with a note) where the kernel has no `::1`.
+#[test]
+fn ipv6_mx_addresses_are_probed() {
+    use sendercheck::world::{DnsServer, SmtpServer};
+    use std::net::Ipv6Addr;
+    let script = Script::default().users(&["news"]);
+    let v6 = match SmtpServer::start(Ipv6Addr::LOCALHOST, 0, script.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipped: cannot listen on [::1] here: {e}");
+            return;
+        }
+    };
+    let port = v6.addr().port();
+    let mut z = Zone::new();
+    z.mx("v6only.test", 10, "mx.v6only.test");
+    z.aaaa("mx.v6only.test", Ipv6Addr::LOCALHOST);
+    z.mx("dual.test", 10, "mx.dual.test");
+    // Nothing listens on this IPv4 address at `port`.
+    let dead = sendercheck::world::unused_port_free_ip(port, &[]).expect("a free 127/8 address");
+    z.a("mx.dual.test", dead);
+    z.aaaa("mx.dual.test", Ipv6Addr::LOCALHOST);
+    let w = MailWorld {
+        dns: DnsServer::start(z).expect("dns server"),
+        port,
+        servers: vec![("mx.v6only.test".to_string(), v6)],
+    };
+    let run = w.audit(
+        &["news@v6only.test", "nobody@v6only.test", "news@dual.test"],
+        &[],
+    );
+    let r = run.result("news@v6only.test");
+    check(
+        r,
+        "receivable",
+        "pass",
+        Some("pass"),
+        Some("pass"),
+        &[],
+        "rcpt-to",
+        "250",
+    );
+    assert_eq!(r["evidence"]["ip"], "::1", "{r:#}");
+    let r = run.result("nobody@v6only.test");
+    assert_eq!(r["verdict"], "unreceivable", "{r:#}");
+    let r = run.result("news@dual.test");
+    check(
+        r,
+        "receivable",
+        "pass",
+        Some("pass"),
+        Some("pass"),
+        &[],
+        "rcpt-to",
+        "250",
+    );
+    assert_eq!(r["evidence"]["ip"], "::1", "{r:#}");
+    let transcript = r["transcript"].to_string();
+    assert!(
+        transcript.contains(&dead.to_string()),
+        "IPv4 tried first: {transcript}"
+    );
+    w.assert_clean();
+}

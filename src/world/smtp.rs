@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -322,11 +322,12 @@ impl SmtpServer {
     /// Listens on `ip:port` (port 0 picks one) and returns once listening.
     /// Only loopback addresses are allowed: the world must never be reachable
     /// from outside the machine.
-    pub fn start(ip: Ipv4Addr, port: u16, script: Script) -> io::Result<SmtpServer> {
+    pub fn start(ip: impl Into<IpAddr>, port: u16, script: Script) -> io::Result<SmtpServer> {
+        let ip: IpAddr = ip.into();
         if !ip.is_loopback() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("world SMTP servers listen on 127.0.0.0/8 only, not {ip}"),
+                format!("world SMTP servers listen on 127.0.0.0/8 or ::1 only, not {ip}"),
             ));
         }
         let listener = TcpListener::bind((ip, port))?;
