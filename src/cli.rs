@@ -97,7 +97,8 @@ pub struct AuditArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Addresses to check.
+    /// Addresses to check; reports number them 1, 2, … in the order given
+    /// (the LINE column).
     #[arg(required = true, value_name = "ADDRESS")]
     pub addresses: Vec<String>,
 

@@ -398,6 +398,34 @@ fn check_prints_the_smtp_dialogue_never_data() {
     w.assert_clean();
 }
 
+#[test]
+fn check_numbers_rows_by_argument_position() {
+    let w = ok_world(64);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "check".to_string(),
+        "bad@@ok.test".into(),
+        "news@ok.test".into(),
+    ];
+    args.extend(w.args());
+    let o = bin()
+        .args(&args)
+        .args(["-q", "--no-state", "--format", "json", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let rows = report["results"].as_array().unwrap();
+    let lines: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| (r["input"].as_str().unwrap(), r["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(lines, [("bad@@ok.test", 1), ("news@ok.test", 2)]);
+    assert_eq!(rows[1]["verdict"], "receivable", "{:#}", rows[1]);
+}
+
 // ----------------------------------------------------------------- stderr
 
 fn assert_no_terminal_garbage(what: &str, text: &[u8]) {

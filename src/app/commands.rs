@@ -46,7 +46,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             let mut settings = Settings::resolve(&args.common, &config)?;
             settings.options.state = state_options(&args.common, &config, &settings.output, false)?;
             settings.options.stop = Some(stop_on_signals()?);
-            let mut csv = String::from("email\n");
+            // No header row: row N is argument N, so reported line numbers
+            // are argument positions.
+            settings.options.input.has_header = false;
+            let mut csv = String::new();
             for a in &args.addresses {
                 if a.contains(['\r', '\n', '"']) {
                     bail!("address {a:?} contains a line break or quote; give one plain address per argument");
