@@ -21,14 +21,16 @@
 //! a time: a run holds an exclusive lock on `FILE.lock` (released by the
 //! kernel even on `kill -9`); a second run fails at once with [`StoreError::Busy`].
 
+mod lock;
+
 use crate::dns::{Route, RouteOutcome};
 use crate::evidence::DomainProbes;
 use crate::record::{Change, Changes, Evidence, PreviousRun};
 use crate::verdict::{Class, Decision, Flag, Verdict};
+use lock::take_lock;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -937,41 +939,6 @@ fn ttl_for(ttls: &Ttls, r: &CachedResult) -> Option<Duration> {
     .filter(|d| !d.is_zero())
 }
 
-/// The run lock: `FILE.lock`, exclusively locked for the store's lifetime,
-/// with the holder's pid inside for the error message.
-fn take_lock(path: &Path) -> Result<File, StoreError> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let lock_path = PathBuf::from(name);
-    let open_err = |source| StoreError::Open {
-        path: lock_path.clone(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(open_err)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(StoreError::Busy {
-                path: path.to_path_buf(),
-                pid: text.trim().parse().ok(),
-            });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
-    }
-    file.set_len(0).map_err(open_err)?;
-    file.rewind().map_err(open_err)?;
-    write!(file, "{}", std::process::id()).map_err(open_err)?;
-    Ok(file)
-}
-
 /// "3h 12m", "45s": how old a cached result is.
 pub fn age(secs: i64) -> String {
     let s = secs.max(0);
@@ -1035,19 +1002,6 @@ mod tests {
             .unwrap()
             .contains_key("y.test"));
         assert_eq!(s.integrity_check().unwrap(), "ok");
-    }
-
-    #[test]
-    fn second_writer_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let _first = Store::open(&path).unwrap();
-        match Store::open(&path) {
-            Err(StoreError::Busy { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
-            other => panic!("expected Busy, got {:?}", other.err()),
-        }
-        // Readers are welcome.
-        Store::open_read_only(&path).unwrap().runs(10).unwrap();
     }
 
     #[test]
