@@ -1,7 +1,8 @@
 //! The run lock: one writer per store at a time. `FILE.lock`, beside the
 //! database, is held with an exclusive lock for the life of a writable
-//! [`Store`] (the kernel releases it even on `kill -9`); the holder writes its
-//! pid inside, so a second run can name it in [`StoreError::Busy`].
+//! [`Store`](super::Store) (the kernel releases it even on `kill -9`); the
+//! holder writes its pid inside, so a second run can name it in
+//! [`StoreError::Busy`].
 
 use super::StoreError;
 use std::fs::File;

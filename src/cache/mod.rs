@@ -145,6 +145,7 @@ pub struct Store {
     _lock: Option<File>,
 }
 
+/// An enum as it is stored in a TEXT column: its serde name.
 fn code<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
@@ -152,6 +153,7 @@ fn code<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// The enum a TEXT column names; `None` for a name this build does not know.
 fn from_code<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
