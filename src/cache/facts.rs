@@ -4,12 +4,35 @@
 //! recently costs no DNS query and no control callout. The null-sender fact
 //! is written by `save_results` (in `results`), with the result that saw it.
 
-use super::{Store, StoreError, Ttls};
+use super::{sql_error, Store, StoreError, Ttls};
 use crate::dns::{Route, RouteOutcome};
 use crate::evidence::DomainProbes;
 use rusqlite::params;
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// One row of the `domains` table.
+struct DomainFact {
+    domain: String,
+    fact: &'static str,
+    /// JSON, or the refusal text for a refused null sender.
+    value: String,
+    decided_at: i64,
+    expires_at: i64,
+}
+
+impl DomainFact {
+    /// A fact decided at `at` that stays fresh for `ttl`.
+    fn new(domain: &str, fact: &'static str, value: String, at: i64, ttl: Duration) -> DomainFact {
+        DomainFact {
+            domain: domain.to_string(),
+            fact,
+            value,
+            decided_at: at,
+            expires_at: at.saturating_add(ttl.as_secs() as i64),
+        }
+    }
+}
 
 impl Store {
     /// `(domain, decided_at, value)` of every fresh row of one domain fact.
@@ -23,31 +46,32 @@ impl Store {
         rows.map(|r| self.sql(r)).collect()
     }
 
-    /// Write domain facts `(domain, fact, value, decided_at, expires_at)`
-    /// in one transaction.
-    fn put_facts(&mut self, facts: &[(String, &str, String, i64, i64)]) -> Result<(), StoreError> {
+    /// Write domain facts in one transaction.
+    fn put_facts(&mut self, facts: &[DomainFact]) -> Result<(), StoreError> {
         if facts.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let err = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = sql_error(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut put = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO domains (domain, fact, value, decided_at, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .map_err(err)?;
-            for (domain, fact, value, at, expires) in facts {
-                put.execute(params![domain, fact, value, at, expires])
-                    .map_err(err)?;
+                .map_err(&err)?;
+            for f in facts {
+                put.execute(params![
+                    f.domain,
+                    f.fact,
+                    f.value,
+                    f.decided_at,
+                    f.expires_at
+                ])
+                .map_err(&err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(&err)
     }
 
     /// Domains whose MX refused `MAIL FROM:<>`, still fresh at `now`, with
@@ -95,12 +119,13 @@ impl Store {
             .iter()
             .filter(|(_, r)| !matches!(r.outcome, RouteOutcome::DnsError { .. }))
             .filter_map(|(d, r)| {
-                Some((
-                    d.to_string(),
+                let value = serde_json::to_string(r).ok()?;
+                Some(DomainFact::new(
+                    d,
                     route_fact(allow_private),
-                    serde_json::to_string(r).ok()?,
+                    value,
                     at,
-                    at.saturating_add(ttl.as_secs() as i64),
+                    ttl,
                 ))
             })
             .collect();
@@ -152,13 +177,7 @@ impl Store {
                 let Ok(value) = serde_json::to_string(reply) else {
                     continue;
                 };
-                facts.push((
-                    domain.clone(),
-                    fact,
-                    value,
-                    at,
-                    at.saturating_add(ttl.as_secs() as i64),
-                ));
+                facts.push(DomainFact::new(domain, fact, value, at, ttl));
             }
         }
         self.put_facts(&facts)

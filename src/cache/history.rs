@@ -4,7 +4,7 @@
 //! and from these the changes since the previous run. Read back by
 //! `sendercheck history`.
 
-use super::{code, from_code, Store, StoreError};
+use super::{code, from_code, sql_error, Store, StoreError};
 use crate::record::{Change, Changes, PreviousRun};
 use crate::verdict::{Class, Verdict};
 use rusqlite::{params, OptionalExtension};
@@ -141,25 +141,21 @@ impl Store {
             previous_run,
             ..Changes::default()
         });
-        let path = self.path.clone();
-        let err = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = sql_error(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut hist = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO history (run_id, address, verdict, class, reason, cached, decided_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             let mut state = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO senders (address, verdict, class, fail_since, run_id)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             for r in results {
                 let class = r.verdict.class();
                 hist.execute(params![
@@ -171,7 +167,7 @@ impl Store {
                     r.cached,
                     r.decided_at
                 ])
-                .map_err(err)?;
+                .map_err(&err)?;
                 if class == Class::Unknown {
                     continue;
                 }
@@ -198,7 +194,7 @@ impl Store {
                             (class == Class::Fail).then_some(fail_since),
                             run_id
                         ])
-                        .map_err(err)?;
+                        .map_err(&err)?;
                 }
                 let Some(ch) = changes.as_mut() else {
                     continue;
@@ -230,9 +226,9 @@ impl Store {
                     complete
                 ],
             )
-            .map_err(err)?;
+            .map_err(&err)?;
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(&err)?;
         if let Some(ch) = changes.as_mut() {
             for list in [
                 &mut ch.newly_failing,

@@ -169,10 +169,7 @@ impl Store {
             })?;
         }
         let lock = take_lock(path)?;
-        let conn = Connection::open(path).map_err(|source| StoreError::Sql {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let conn = Connection::open(path).map_err(sql_error(path))?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -192,10 +189,7 @@ impl Store {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|source| StoreError::Sql {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(sql_error(path))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -221,10 +215,7 @@ impl Store {
     }
 
     fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T, StoreError> {
-        r.map_err(|source| StoreError::Sql {
-            path: self.path.clone(),
-            source,
-        })
+        r.map_err(sql_error(&self.path))
     }
 
     /// `PRAGMA integrity_check` ("ok" when sound).
@@ -233,5 +224,15 @@ impl Store {
             self.conn
                 .query_row("PRAGMA integrity_check", [], |r| r.get(0)),
         )
+    }
+}
+
+/// Maps a SQLite error to `StoreError::Sql` naming the store's file. A free
+/// function, so it can borrow the path while a transaction borrows the
+/// connection.
+fn sql_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sql {
+        path: path.to_path_buf(),
+        source,
     }
 }

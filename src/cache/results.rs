@@ -4,7 +4,7 @@
 //! domain fact here, in the same transaction. [`age`] says how old a cached
 //! result is, for reports.
 
-use super::{code, from_code, Store, StoreError, Ttls};
+use super::{code, from_code, sql_error, Store, StoreError, Ttls};
 use crate::record::Evidence;
 use crate::verdict::{Class, Decision, Flag, Verdict};
 use rusqlite::params;
@@ -84,12 +84,8 @@ impl Store {
         ttls: &Ttls,
         results: &[CachedResult],
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = sql_error(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut put = tx
                 .prepare_cached(
@@ -97,21 +93,21 @@ impl Store {
                  (address, domain, verdict, class, reason, flags, exim, postfix, evidence, mx_hosts, decided_at, expires_at, run_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             let mut drop_stale = tx
                 .prepare_cached("DELETE FROM results WHERE address = ?1")
-                .map_err(err)?;
+                .map_err(&err)?;
             let mut domain_fact = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO domains (domain, fact, value, decided_at, expires_at)
                  VALUES (?1, 'null-sender-refused', ?2, ?3, ?4)",
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             for r in results {
                 let Some(ttl) = ttl_for(ttls, r) else {
                     // An unknown replaces nothing fresh, but an expired entry
                     // must not linger as if it were news.
-                    drop_stale.execute([&r.address]).map_err(err)?;
+                    drop_stale.execute([&r.address]).map_err(&err)?;
                     continue;
                 };
                 let flags: Vec<String> = r.flags.iter().map(code).collect();
@@ -132,7 +128,7 @@ impl Store {
                     r.decided_at.saturating_add(ttl.as_secs() as i64),
                     run_id,
                 ])
-                .map_err(err)?;
+                .map_err(&err)?;
                 if r.verdict == Verdict::NullSenderRejected {
                     let said = r
                         .evidence
@@ -147,11 +143,11 @@ impl Store {
                             r.decided_at
                                 .saturating_add(ttls.null_sender.as_secs() as i64)
                         ])
-                        .map_err(err)?;
+                        .map_err(&err)?;
                 }
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(&err)
     }
 }
 

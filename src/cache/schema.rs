@@ -4,7 +4,7 @@
 //! ([`StoreError::TooNew`]). Also the connection settings a writer opens with
 //! (WAL, `synchronous=NORMAL`, a busy timeout).
 
-use super::{Store, StoreError};
+use super::{sql_error, Store, StoreError};
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -91,18 +91,12 @@ impl Store {
             });
         }
         for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let path = self.path.clone();
-            let tx = self.conn.transaction().map_err(|source| StoreError::Sql {
-                path: path.clone(),
-                source,
-            })?;
+            let err = sql_error(&self.path);
+            let tx = self.conn.transaction().map_err(&err)?;
             tx.execute_batch(step)
                 .and_then(|_| tx.pragma_update(None, "user_version", (i + 1) as i64))
                 .and_then(|_| tx.commit())
-                .map_err(|source| StoreError::Sql {
-                    path: self.path.clone(),
-                    source,
-                })?;
+                .map_err(&err)?;
         }
         Ok(())
     }
