@@ -11,7 +11,8 @@ use crate::evidence::SenderEvidence;
 use crate::plan::Group;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
@@ -35,20 +36,58 @@ struct Retry {
     ids: Vec<usize>,
 }
 
-/// Cut groups into tasks: up to `per_host_connections` slices per group, so a
-/// big provider's senders are worked on by parallel sessions.
+/// RCPT commands a group is expected to need: its senders plus, per domain,
+/// the control probes that are switched on.
+fn group_work(group: &Group, opts: &CalloutOptions) -> usize {
+    let controls = usize::from(opts.random_probe) + usize::from(opts.postmaster_probe);
+    group.sender_count() + controls * group.domains.len()
+}
+
+/// Parallel sessions (slices) for each group. Every group gets one; workers
+/// left over once every group has one go, one at a time, to the group with
+/// the most RCPTs per session, up to `--per-host-connections` each and never
+/// more than a transaction's worth of senders per slice. The total never
+/// exceeds the worker pool when there are fewer groups than workers, so all
+/// sessions run at once: a second wave would double the run's length.
+fn slices_per_group(groups: &[&Group], opts: &CalloutOptions) -> Vec<usize> {
+    let work: Vec<usize> = groups.iter().map(|g| group_work(g, opts)).collect();
+    let cap: Vec<usize> = groups
+        .iter()
+        .map(|g| {
+            let by_senders = g.sender_count().div_ceil(opts.rcpt_per_transaction.max(1));
+            opts.per_host_connections.max(1).min(by_senders).max(1)
+        })
+        .collect();
+    let mut slices = vec![1; groups.len()];
+    let mut spare = opts.concurrency.max(1).saturating_sub(groups.len());
+    // Max-heap on RCPTs per session (scaled to keep fractions), ties to the
+    // earlier group.
+    let load = |i: usize, n: usize| (work[i] as u128 * 1_000_000) / n as u128;
+    let mut heap: BinaryHeap<(u128, Reverse<usize>)> = (0..groups.len())
+        .filter(|&i| cap[i] > 1)
+        .map(|i| (load(i, 1), Reverse(i)))
+        .collect();
+    while spare > 0 {
+        let Some((_, Reverse(i))) = heap.pop() else {
+            break;
+        };
+        slices[i] += 1;
+        spare -= 1;
+        if slices[i] < cap[i] {
+            heap.push((load(i, slices[i]), Reverse(i)));
+        }
+    }
+    slices
+}
+
+/// Cut groups into tasks: up to `per_host_connections` slices per group
+/// ([`slices_per_group`]), so a big provider's senders are worked on by
+/// parallel sessions.
 pub(super) fn split_tasks<'g>(groups: &'g [Group], opts: &CalloutOptions) -> Vec<Task<'g>> {
     let mut tasks = Vec::new();
-    let in_shard = groups.iter().filter(|g| g.in_shard).count().max(1);
-    // Parallel sessions per group: up to --per-host-connections, but never
-    // so many that the worker pool cannot run every group at once (a second
-    // wave of sessions would double the run's length).
-    let per_group = (opts.concurrency.max(1) / in_shard).clamp(1, opts.per_host_connections.max(1));
-    for group in groups.iter().filter(|g| g.in_shard) {
-        let total = group.sender_count();
-        let slices = per_group
-            .min(total.div_ceil(opts.rcpt_per_transaction.max(1)))
-            .max(1);
+    let in_shard: Vec<&Group> = groups.iter().filter(|g| g.in_shard).collect();
+    let per_group = slices_per_group(&in_shard, opts);
+    for (group, slices) in in_shard.into_iter().zip(per_group) {
         let mut buckets: Vec<Task<'g>> = (0..slices)
             .map(|_| Task {
                 group,
@@ -262,4 +301,98 @@ fn needs_reprobe(ev: &SenderEvidence) -> bool {
             .null_sender
             .iter()
             .any(|a| a.reply().is_some_and(|r| r.is_transient()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::DomainWork;
+    use crate::smtp::HeloName;
+
+    fn opts(concurrency: usize, per_host_connections: usize) -> CalloutOptions {
+        CalloutOptions {
+            port: 25,
+            helo: HeloName::new("probe.example.org").unwrap(),
+            probe_sender: None,
+            connect_timeout: Duration::from_secs(1),
+            reply_timeout: Duration::from_secs(1),
+            session_deadline: Duration::from_secs(10),
+            concurrency,
+            per_host_rate: 5.0,
+            per_host_connections,
+            rcpt_per_transaction: 10,
+            greylist_wait: Duration::ZERO,
+            random_probe: true,
+            postmaster_probe: true,
+            known_controls: HashMap::new(),
+        }
+    }
+
+    /// Group `n` with `senders` senders over `domains` domains.
+    fn group(n: usize, domains: usize, senders: usize) -> Group {
+        let mut work: Vec<DomainWork> = (0..domains)
+            .map(|d| DomainWork {
+                domain: format!("d{d}.g{n}.test"),
+                senders: Vec::new(),
+            })
+            .collect();
+        for s in 0..senders {
+            work[s % domains].senders.push(n * 100_000 + s);
+        }
+        Group {
+            key: format!("mx.g{n}.test"),
+            hosts: Vec::new(),
+            domains: work,
+            in_shard: true,
+        }
+    }
+
+    fn slices(groups: &[Group], o: &CalloutOptions) -> Vec<usize> {
+        let refs: Vec<&Group> = groups.iter().collect();
+        slices_per_group(&refs, o)
+    }
+
+    #[test]
+    fn spare_workers_go_to_the_busiest_groups() {
+        // 50 groups, the first ten twice as busy: 64 workers leave 14 spare.
+        let groups: Vec<Group> = (0..50)
+            .map(|n| group(n, 40, if n < 10 { 800 } else { 400 }))
+            .collect();
+        let got = slices(&groups, &opts(64, 2));
+        assert_eq!(got.iter().sum::<usize>(), 64);
+        assert!(got[..10].iter().all(|&s| s == 2), "{got:?}");
+        assert_eq!(got[10..].iter().filter(|&&s| s == 2).count(), 4, "{got:?}");
+        assert!(got.iter().all(|&s| (1..=2).contains(&s)));
+    }
+
+    #[test]
+    fn fewer_workers_than_groups_means_one_session_each() {
+        let groups: Vec<Group> = (0..50).map(|n| group(n, 4, 100)).collect();
+        assert!(slices(&groups, &opts(32, 4)).iter().all(|&s| s == 1));
+    }
+
+    #[test]
+    fn plenty_of_workers_fill_every_cap_but_never_past_the_senders() {
+        // A group of 15 senders has work for two transactions: two slices.
+        let groups = vec![group(0, 3, 500), group(1, 3, 15), group(2, 1, 1)];
+        assert_eq!(slices(&groups, &opts(100, 4)), [4, 2, 1]);
+    }
+
+    #[test]
+    fn tasks_cover_every_sender_once() {
+        let groups: Vec<Group> = (0..5).map(|n| group(n, 7, 95 + n)).collect();
+        let tasks = split_tasks(&groups, &opts(8, 3));
+        let mut ids: Vec<usize> = tasks
+            .iter()
+            .flat_map(|t| t.domains.iter().flat_map(|(_, ids)| ids.iter().copied()))
+            .collect();
+        ids.sort_unstable();
+        let mut want: Vec<usize> = groups
+            .iter()
+            .flat_map(|g| g.domains.iter().flat_map(|d| d.senders.iter().copied()))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(ids, want);
+        assert_eq!(tasks.len(), 8);
+    }
 }
