@@ -93,8 +93,55 @@ pub struct AuditOutcome {
     pub interrupted: bool,
 }
 
-/// `row_ids` entry of a row without a valid address.
-const NO_ID: u32 = u32::MAX;
+/// What pass one learned about a row, packed in the `u32` each row costs:
+/// its address id and two facts pass two would otherwise work out again
+/// (with a parse, and a lookup per row in a table as large as the input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowNote(u32);
+
+impl RowNote {
+    /// An earlier row has the same normalised address.
+    const DUPLICATE: u32 = 1 << 31;
+    /// The cell is exactly its normalised address and parsing it raised no
+    /// flag: the report row takes address and domain from the cell.
+    const VERBATIM: u32 = 1 << 30;
+    const ID: u32 = Self::VERBATIM - 1;
+    /// No id: the cell is invalid (or its id does not fit), and pass two
+    /// parses it again.
+    const NONE: RowNote = RowNote(Self::ID);
+
+    fn new(id: usize, duplicate: bool, verbatim: bool) -> RowNote {
+        match u32::try_from(id) {
+            Ok(id) if id < Self::ID => RowNote(
+                id | if duplicate { Self::DUPLICATE } else { 0 }
+                    | if verbatim { Self::VERBATIM } else { 0 },
+            ),
+            _ => RowNote::NONE,
+        }
+    }
+
+    fn id(self) -> Option<usize> {
+        let id = self.0 & Self::ID;
+        (id != Self::ID).then_some(id as usize)
+    }
+
+    fn duplicate(self) -> bool {
+        self.0 & Self::DUPLICATE != 0
+    }
+
+    fn verbatim(self) -> bool {
+        self.0 & Self::VERBATIM != 0
+    }
+}
+
+/// Per distinct address: its row count, and whether a cell spelled exactly
+/// like its normalised address parses to it with no flag (`None`: no such
+/// cell parsed yet).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    rows: u32,
+    key_verbatim: Option<bool>,
+}
 
 /// The distinct addresses of the input, with how many rows each has.
 #[derive(Default)]
@@ -103,21 +150,43 @@ struct AddressBook {
     /// SipHash showed in profiles; the keys come from the operator's own file.
     ids: HashMap<String, usize, foldhash::fast::RandomState>,
     mailboxes: Vec<Mailbox>,
-    rows: Vec<u32>,
+    tallies: Vec<Tally>,
 }
 
 impl AddressBook {
-    fn intern(&mut self, mailbox: Mailbox) -> usize {
-        let key = mailbox.normalized();
-        if let Some(&id) = self.ids.get(&key) {
-            self.rows[id] += 1;
-            return id;
+    /// Counts a row whose cell is `cell`; `None` when it is not an address.
+    ///
+    /// Most cells are written exactly as their normalised address, so the
+    /// cell itself is looked up first: a cell already known to parse to its
+    /// key unchanged is counted with no parse and no key to build.
+    fn add_row(&mut self, cell: &str) -> Option<RowNote> {
+        if let Some(&id) = self.ids.get(cell) {
+            let tally = &mut self.tallies[id];
+            if tally.key_verbatim == Some(true) {
+                tally.rows += 1;
+                return Some(RowNote::new(id, tally.rows > 1, true));
+            }
         }
-        let id = self.mailboxes.len();
-        self.ids.insert(key, id);
-        self.mailboxes.push(mailbox);
-        self.rows.push(1);
-        id
+        let parsed = address::parse_cell(cell).ok()?;
+        let key = parsed.mailbox.normalized();
+        let verbatim = parsed.flags.is_empty() && key == cell;
+        let spelled_as_key = key == cell;
+        let id = match self.ids.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.mailboxes.len();
+                self.ids.insert(key, id);
+                self.mailboxes.push(parsed.mailbox);
+                self.tallies.push(Tally::default());
+                id
+            }
+        };
+        let tally = &mut self.tallies[id];
+        if spelled_as_key {
+            tally.key_verbatim = Some(verbatim);
+        }
+        tally.rows += 1;
+        Some(RowNote::new(id, tally.rows > 1, verbatim))
     }
 }
 
@@ -309,9 +378,9 @@ struct Run<'a> {
     stats: Stats,
     summary: Summary,
     book: AddressBook,
-    /// The id of each row's address (NO_ID when invalid), so pass two, which
-    /// reads the same rows in the same order, needs no second lookup.
-    row_ids: Vec<u32>,
+    /// What pass one learned about each row, so pass two, which reads the
+    /// same rows in the same order, needs no lookup (and mostly no parse).
+    row_notes: Vec<RowNote>,
     /// One decided outcome per distinct address (by id in `book`).
     outcomes: Vec<Option<Arc<Outcome>>>,
     groups: Vec<Group>,
@@ -360,7 +429,7 @@ impl<'a> Run<'a> {
             stats: Stats::default(),
             summary: Summary::default(),
             book: AddressBook::default(),
-            row_ids: Vec::new(),
+            row_notes: Vec::new(),
             outcomes: Vec::new(),
             groups: Vec::new(),
         })
@@ -382,20 +451,14 @@ impl<'a> Run<'a> {
         for row in rows.by_ref() {
             let row = row?;
             self.stats.rows += 1;
-            let parsed = match &row.cell {
-                Ok(cell) => address::parse_cell(cell).ok(),
+            let note = match &row.cell {
+                Ok(cell) => self.book.add_row(cell),
                 Err(_) => None,
             };
-            match parsed {
-                Some(p) => {
-                    let id = self.book.intern(p.mailbox);
-                    self.row_ids.push(u32::try_from(id).unwrap_or(NO_ID));
-                }
-                None => {
-                    self.row_ids.push(NO_ID);
-                    self.summary.add(Verdict::InvalidAddress, 1)
-                }
+            if note.is_none() {
+                self.summary.add(Verdict::InvalidAddress, 1);
             }
+            self.row_notes.push(note.unwrap_or(RowNote::NONE));
         }
         let blank = rows.take_blank_lines();
         self.stats.blank_lines = blank.len() as u64;
@@ -746,7 +809,8 @@ impl<'a> Run<'a> {
     fn summarise(&mut self) {
         for (id, o) in self.outcomes.iter().enumerate() {
             let verdict = o.as_ref().map_or(Verdict::Skipped, |o| o.verdict);
-            self.summary.add(verdict, u64::from(self.book.rows[id]));
+            self.summary
+                .add(verdict, u64::from(self.book.tallies[id].rows));
         }
     }
 
@@ -834,9 +898,9 @@ impl<'a> Run<'a> {
         open_reports: &mut OpenReports<'_>,
     ) -> Result<(), AuditError> {
         let mut writers = open_reports(context)?;
-        let mut seen = vec![false; self.outcomes.len()];
+        let mut unpacked_seen = HashSet::new();
         for (index, row) in self.source.rows(&self.opts.input, true)?.enumerate() {
-            let record = self.record(index, row?, &mut seen);
+            let record = self.record(index, row?, &mut unpacked_seen);
             for w in writers.iter_mut() {
                 w.row(&record)?;
             }
@@ -847,9 +911,10 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The report row for input row `index`; `seen` marks the addresses
-    /// already reported, so later rows are flagged duplicate.
-    fn record(&self, index: usize, row: Row, seen: &mut [bool]) -> SenderRecord {
+    /// The report row for input row `index`. Duplicates come from the row's
+    /// note; `unpacked_seen` marks the addresses already reported among rows
+    /// without an id in their note.
+    fn record(&self, index: usize, row: Row, unpacked_seen: &mut HashSet<usize>) -> SenderRecord {
         let invalid = |cell: &str, reason: String, extra: Vec<(String, String)>| {
             let mut r =
                 SenderRecord::new(row.line, cell.to_string(), Verdict::InvalidAddress, reason);
@@ -860,17 +925,32 @@ impl<'a> Run<'a> {
             Err(problem) => return invalid(&row.raw, problem.to_string(), row.extra),
             Ok(cell) => cell,
         };
-        let parsed = match address::parse_cell(cell) {
-            Err(e) => return invalid(cell, e.to_string(), row.extra),
-            Ok(parsed) => parsed,
-        };
-        let key = parsed.mailbox.normalized();
-        let id = match self.row_ids.get(index) {
-            Some(&id) if id != NO_ID => id as usize,
-            _ => self.book.ids[&key],
+        let note = self.row_notes.get(index).copied().unwrap_or(RowNote::NONE);
+        let (parsed, key);
+        let (address, domain, parse_flags, id, duplicate) = if note.verbatim() {
+            // The domain holds no '@' (the parser refuses a second one
+            // outside quotes), so the last '@' ends the local part.
+            let at = cell.rfind('@').map_or(0, |at| at + 1);
+            let (id, duplicate) = (note.id(), note.duplicate());
+            (cell.as_str(), &cell[at..], &[][..], id, duplicate)
+        } else {
+            parsed = match address::parse_cell(cell) {
+                Err(e) => return invalid(cell, e.to_string(), row.extra),
+                Ok(parsed) => parsed,
+            };
+            key = parsed.mailbox.normalized();
+            let (id, duplicate) = match note.id() {
+                Some(id) => (Some(id), note.duplicate()),
+                None => match self.book.ids.get(&key) {
+                    Some(&id) => (Some(id), !unpacked_seen.insert(id)),
+                    None => (None, false),
+                },
+            };
+            let domain = parsed.mailbox.domain().as_str();
+            (key.as_str(), domain, &parsed.flags[..], id, duplicate)
         };
         let unknown;
-        let o = match self.outcomes[id].as_deref() {
+        let o = match id.and_then(|id| self.outcomes[id].as_deref()) {
             Some(o) => o,
             None => {
                 unknown = Outcome::simple(Verdict::Skipped, "not decided");
@@ -878,18 +958,17 @@ impl<'a> Run<'a> {
             }
         };
         let mut r = SenderRecord::new(row.line, cell.clone(), o.verdict, o.reason.clone());
-        r.domain = Some(parsed.mailbox.domain().as_str().to_string());
-        r.address = Some(key);
-        r.flags = parsed.flags;
+        r.domain = Some(domain.to_string());
+        r.address = Some(address.to_string());
+        r.flags = parse_flags.to_vec();
         for f in &o.flags {
             if !r.flags.contains(f) {
                 r.flags.push(*f);
             }
         }
-        if seen[id] {
+        if duplicate {
             r.flags.push(Flag::Duplicate);
         }
-        seen[id] = true;
         r.mx_hosts = o.mx_hosts.clone();
         r.exim = o.exim;
         r.postfix = o.postfix;
@@ -903,4 +982,45 @@ impl<'a> Run<'a> {
 /// Strings that identify the prober in a refusal: its HELO name.
 fn prober_tokens(opts: &CalloutOptions) -> Vec<String> {
     vec![opts.helo.as_str().to_string()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_note_round_trips_and_refuses_ids_that_do_not_fit() {
+        let n = RowNote::new(12, true, false);
+        assert_eq!(
+            (n.id(), n.duplicate(), n.verbatim()),
+            (Some(12), true, false)
+        );
+        let n = RowNote::new(0, false, true);
+        assert_eq!(
+            (n.id(), n.duplicate(), n.verbatim()),
+            (Some(0), false, true)
+        );
+        let last = (RowNote::ID - 1) as usize;
+        assert_eq!(RowNote::new(last, true, true).id(), Some(last));
+        for id in [RowNote::ID as usize, usize::MAX] {
+            let n = RowNote::new(id, true, true);
+            assert_eq!(n, RowNote::NONE);
+            assert_eq!((n.id(), n.duplicate(), n.verbatim()), (None, false, false));
+        }
+    }
+
+    #[test]
+    fn a_cell_spelled_as_its_key_is_parsed_once() {
+        let mut book = AddressBook::default();
+        let first = book.add_row("News <a@example.com>").unwrap();
+        assert_eq!((first.duplicate(), first.verbatim()), (false, false));
+        assert_eq!(book.tallies[0].key_verbatim, None);
+        let second = book.add_row("a@example.com").unwrap();
+        assert_eq!((second.duplicate(), second.verbatim()), (true, true));
+        assert_eq!(book.tallies[0].key_verbatim, Some(true));
+        assert_eq!(book.add_row("a@example.com"), Some(second));
+        assert_eq!(book.add_row("a@"), None);
+        assert_eq!(book.tallies[0].rows, 3);
+        assert_eq!(book.mailboxes.len(), 1);
+    }
 }
