@@ -448,8 +448,8 @@ impl<'a> Run<'a> {
     fn read_addresses(&mut self) -> Result<(), AuditError> {
         self.observer.stage("reading", 0);
         let mut rows = self.source.rows(&self.opts.input, false)?;
-        for row in rows.by_ref() {
-            let row = row?;
+        let mut row = Row::default();
+        while rows.read_into(&mut row)? {
             self.stats.rows += 1;
             let note = match &row.cell {
                 Ok(cell) => self.book.add_row(cell),
@@ -899,11 +899,18 @@ impl<'a> Run<'a> {
     ) -> Result<(), AuditError> {
         let mut writers = open_reports(context)?;
         let mut unpacked_seen = HashSet::new();
-        for (index, row) in self.source.rows(&self.opts.input, true)?.enumerate() {
-            let record = self.record(index, row?, &mut unpacked_seen);
+        let mut rows = self.source.rows(&self.opts.input, true)?;
+        let (mut row, mut record) = (
+            Row::default(),
+            SenderRecord::new(0, "", Verdict::Skipped, ""),
+        );
+        let mut index = 0;
+        while rows.read_into(&mut row)? {
+            self.record(index, &row, &mut unpacked_seen, &mut record);
             for w in writers.iter_mut() {
                 w.row(&record)?;
             }
+            index += 1;
         }
         for w in writers {
             w.finish()?;
@@ -911,18 +918,28 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The report row for input row `index`. Duplicates come from the row's
-    /// note; `unpacked_seen` marks the addresses already reported among rows
-    /// without an id in their note.
-    fn record(&self, index: usize, row: Row, unpacked_seen: &mut HashSet<usize>) -> SenderRecord {
-        let invalid = |cell: &str, reason: String, extra: Vec<(String, String)>| {
-            let mut r =
-                SenderRecord::new(row.line, cell.to_string(), Verdict::InvalidAddress, reason);
-            r.extra = extra;
-            r
+    /// Fills `r` with the report row for input row `index`. Duplicates come
+    /// from the row's note; `unpacked_seen` marks the addresses already
+    /// reported among rows without an id in their note.
+    fn record(
+        &self,
+        index: usize,
+        row: &Row,
+        unpacked_seen: &mut HashSet<usize>,
+        r: &mut SenderRecord,
+    ) {
+        let invalid = |r: &mut SenderRecord, cell: &str, reason: &str| {
+            r.refill(
+                row.line,
+                cell,
+                None,
+                Verdict::InvalidAddress,
+                reason,
+                &row.extra,
+            );
         };
         let cell = match &row.cell {
-            Err(problem) => return invalid(&row.raw, problem.to_string(), row.extra),
+            Err(problem) => return invalid(r, &row.raw, &problem.to_string()),
             Ok(cell) => cell,
         };
         let note = self.row_notes.get(index).copied().unwrap_or(RowNote::NONE);
@@ -935,7 +952,7 @@ impl<'a> Run<'a> {
             (cell.as_str(), &cell[at..], &[][..], id, duplicate)
         } else {
             parsed = match address::parse_cell(cell) {
-                Err(e) => return invalid(cell, e.to_string(), row.extra),
+                Err(e) => return invalid(r, cell, &e.to_string()),
                 Ok(parsed) => parsed,
             };
             key = parsed.mailbox.normalized();
@@ -957,10 +974,9 @@ impl<'a> Run<'a> {
                 &unknown
             }
         };
-        let mut r = SenderRecord::new(row.line, cell.clone(), o.verdict, o.reason.clone());
-        r.domain = Some(domain.to_string());
-        r.address = Some(address.to_string());
-        r.flags = parse_flags.to_vec();
+        let names = Some((address, domain));
+        r.refill(row.line, cell, names, o.verdict, &o.reason, &row.extra);
+        r.flags.extend_from_slice(parse_flags);
         for f in &o.flags {
             if !r.flags.contains(f) {
                 r.flags.push(*f);
@@ -969,13 +985,11 @@ impl<'a> Run<'a> {
         if duplicate {
             r.flags.push(Flag::Duplicate);
         }
-        r.mx_hosts = o.mx_hosts.clone();
+        r.mx_hosts.clone_from(&o.mx_hosts);
         r.exim = o.exim;
         r.postfix = o.postfix;
-        r.evidence = o.evidence.clone();
-        r.transcript = o.transcript.clone();
-        r.extra = row.extra;
-        r
+        r.evidence.clone_from(&o.evidence);
+        r.transcript.clone_from(&o.transcript);
     }
 }
 
