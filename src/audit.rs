@@ -500,9 +500,10 @@ impl<'a> Run<'a> {
             "excluded by --exclude-domain",
         ));
         for (id, mb) in self.book.mailboxes.iter().enumerate() {
-            if opts
-                .exclude_addresses
-                .contains(&mb.normalized().to_lowercase())
+            if !opts.exclude_addresses.is_empty()
+                && opts
+                    .exclude_addresses
+                    .contains(&mb.normalized().to_lowercase())
             {
                 self.outcomes[id] = Some(excluded_addr.clone());
                 continue;
@@ -512,7 +513,13 @@ impl<'a> Run<'a> {
                 Domain::Name(d) if opts.exclude_domains.contains(d) => {
                     self.outcomes[id] = Some(excluded_domain.clone())
                 }
-                Domain::Name(d) => pending.entry(d.clone()).or_default().push(id),
+                // Most domains have several senders: no key to build for those.
+                Domain::Name(d) => match pending.get_mut(d) {
+                    Some(ids) => ids.push(id),
+                    None => {
+                        pending.insert(d.clone(), vec![id]);
+                    }
+                },
             }
         }
         pending
