@@ -21,7 +21,9 @@ use crate::record::{
 };
 use crate::report::{ReportError, ReportWriter};
 use crate::verdict::{Class, Decision, Flag, Verdict};
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
@@ -93,31 +95,160 @@ pub struct AuditOutcome {
     pub interrupted: bool,
 }
 
-/// `row_ids` entry of a row without a valid address.
-const NO_ID: u32 = u32::MAX;
+/// What pass one learned about a row, packed in the `u32` each row costs:
+/// its address id and two facts pass two would otherwise work out again
+/// (with a parse, and a lookup per row in a table as large as the input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowNote(u32);
+
+impl RowNote {
+    /// An earlier row has the same normalised address.
+    const DUPLICATE: u32 = 1 << 31;
+    /// The cell is exactly its normalised address and parsing it raised no
+    /// flag: the report row takes address and domain from the cell.
+    const VERBATIM: u32 = 1 << 30;
+    const ID: u32 = Self::VERBATIM - 1;
+    /// No id: the cell is invalid (or its id does not fit), and pass two
+    /// parses it again.
+    const NONE: RowNote = RowNote(Self::ID);
+
+    fn new(id: usize, duplicate: bool, verbatim: bool) -> RowNote {
+        match u32::try_from(id) {
+            Ok(id) if id < Self::ID => RowNote(
+                id | if duplicate { Self::DUPLICATE } else { 0 }
+                    | if verbatim { Self::VERBATIM } else { 0 },
+            ),
+            _ => RowNote::NONE,
+        }
+    }
+
+    fn id(self) -> Option<usize> {
+        let id = self.0 & Self::ID;
+        (id != Self::ID).then_some(id as usize)
+    }
+
+    fn duplicate(self) -> bool {
+        self.0 & Self::DUPLICATE != 0
+    }
+
+    fn verbatim(self) -> bool {
+        self.0 & Self::VERBATIM != 0
+    }
+}
+
+/// Per distinct address: its id, its row count, and whether a cell spelled
+/// exactly like its normalised address parses to it with no flag (`None`: no
+/// such cell parsed yet). Kept in the map beside the key, so counting a row
+/// touches no other memory.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    id: usize,
+    rows: u32,
+    key_verbatim: Option<bool>,
+}
+
+/// Longest key [`Key`] stores inline: with its length and the variant's
+/// tag, the key is 40 bytes, no larger than a `String` and its heap block.
+const INLINE_KEY: usize = 38;
+
+/// A normalised address as the book's map key. A key that fits is stored in
+/// the table's own slot, so looking up a row's cell reads one place instead
+/// of two (the slot, then the string on the heap): on a large input each is
+/// a cache miss, and pass one makes one lookup per row.
+#[derive(Debug, Clone)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    fn new(s: &str) -> Key {
+        let b = s.as_bytes();
+        if b.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..b.len()].copy_from_slice(b);
+            Key::Inline {
+                len: b.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(b.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+/// Equality and hash are the bytes', as `Borrow<[u8]>` requires.
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
 
 /// The distinct addresses of the input, with how many rows each has.
 #[derive(Default)]
 struct AddressBook {
-    /// Normalised address → id. foldhash: a million lookups per pass, and
-    /// SipHash showed in profiles; the keys come from the operator's own file.
-    ids: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// Normalised address → id and row count. foldhash: a million lookups
+    /// per pass, and SipHash showed in profiles; the keys come from the
+    /// operator's own file.
+    ids: HashMap<Key, Tally, foldhash::fast::RandomState>,
     mailboxes: Vec<Mailbox>,
-    rows: Vec<u32>,
 }
 
 impl AddressBook {
-    fn intern(&mut self, mailbox: Mailbox) -> usize {
-        let key = mailbox.normalized();
-        if let Some(&id) = self.ids.get(&key) {
-            self.rows[id] += 1;
-            return id;
+    /// Counts a row whose cell is `cell`; `None` when it is not an address.
+    ///
+    /// Most cells are written exactly as their normalised address, so the
+    /// cell itself is looked up first: a cell already known to parse to its
+    /// key unchanged is counted with no parse and no key to build.
+    fn add_row(&mut self, cell: &str) -> Option<RowNote> {
+        if let Some(tally) = self.ids.get_mut(cell.as_bytes()) {
+            if tally.key_verbatim == Some(true) {
+                tally.rows += 1;
+                return Some(RowNote::new(tally.id, tally.rows > 1, true));
+            }
         }
-        let id = self.mailboxes.len();
-        self.ids.insert(key, id);
-        self.mailboxes.push(mailbox);
-        self.rows.push(1);
-        id
+        let parsed = address::parse_cell(cell).ok()?;
+        let key = parsed.mailbox.normalized();
+        let verbatim = parsed.flags.is_empty() && key == cell;
+        let spelled_as_key = key == cell;
+        let tally = match self.ids.get_mut(key.as_bytes()) {
+            Some(tally) => tally,
+            None => {
+                let tally = Tally {
+                    id: self.mailboxes.len(),
+                    rows: 0,
+                    key_verbatim: None,
+                };
+                self.mailboxes.push(parsed.mailbox);
+                self.ids.entry(Key::new(&key)).or_insert(tally)
+            }
+        };
+        if spelled_as_key {
+            tally.key_verbatim = Some(verbatim);
+        }
+        tally.rows += 1;
+        Some(RowNote::new(tally.id, tally.rows > 1, verbatim))
     }
 }
 
@@ -309,9 +440,9 @@ struct Run<'a> {
     stats: Stats,
     summary: Summary,
     book: AddressBook,
-    /// The id of each row's address (NO_ID when invalid), so pass two, which
-    /// reads the same rows in the same order, needs no second lookup.
-    row_ids: Vec<u32>,
+    /// What pass one learned about each row, so pass two, which reads the
+    /// same rows in the same order, needs no lookup (and mostly no parse).
+    row_notes: Vec<RowNote>,
     /// One decided outcome per distinct address (by id in `book`).
     outcomes: Vec<Option<Arc<Outcome>>>,
     groups: Vec<Group>,
@@ -360,7 +491,7 @@ impl<'a> Run<'a> {
             stats: Stats::default(),
             summary: Summary::default(),
             book: AddressBook::default(),
-            row_ids: Vec::new(),
+            row_notes: Vec::new(),
             outcomes: Vec::new(),
             groups: Vec::new(),
         })
@@ -379,23 +510,17 @@ impl<'a> Run<'a> {
     fn read_addresses(&mut self) -> Result<(), AuditError> {
         self.observer.stage("reading", 0);
         let mut rows = self.source.rows(&self.opts.input, false)?;
-        for row in rows.by_ref() {
-            let row = row?;
+        let mut row = Row::default();
+        while rows.read_into(&mut row)? {
             self.stats.rows += 1;
-            let parsed = match &row.cell {
-                Ok(cell) => address::parse_cell(cell).ok(),
+            let note = match &row.cell {
+                Ok(cell) => self.book.add_row(cell),
                 Err(_) => None,
             };
-            match parsed {
-                Some(p) => {
-                    let id = self.book.intern(p.mailbox);
-                    self.row_ids.push(u32::try_from(id).unwrap_or(NO_ID));
-                }
-                None => {
-                    self.row_ids.push(NO_ID);
-                    self.summary.add(Verdict::InvalidAddress, 1)
-                }
+            if note.is_none() {
+                self.summary.add(Verdict::InvalidAddress, 1);
             }
+            self.row_notes.push(note.unwrap_or(RowNote::NONE));
         }
         let blank = rows.take_blank_lines();
         self.stats.blank_lines = blank.len() as u64;
@@ -437,9 +562,10 @@ impl<'a> Run<'a> {
             "excluded by --exclude-domain",
         ));
         for (id, mb) in self.book.mailboxes.iter().enumerate() {
-            if opts
-                .exclude_addresses
-                .contains(&mb.normalized().to_lowercase())
+            if !opts.exclude_addresses.is_empty()
+                && opts
+                    .exclude_addresses
+                    .contains(&mb.normalized().to_lowercase())
             {
                 self.outcomes[id] = Some(excluded_addr.clone());
                 continue;
@@ -449,7 +575,13 @@ impl<'a> Run<'a> {
                 Domain::Name(d) if opts.exclude_domains.contains(d) => {
                     self.outcomes[id] = Some(excluded_domain.clone())
                 }
-                Domain::Name(d) => pending.entry(d.clone()).or_default().push(id),
+                // Most domains have several senders: no key to build for those.
+                Domain::Name(d) => match pending.get_mut(d) {
+                    Some(ids) => ids.push(id),
+                    None => {
+                        pending.insert(d.clone(), vec![id]);
+                    }
+                },
             }
         }
         pending
@@ -744,9 +876,10 @@ impl<'a> Run<'a> {
     /// Counts every row of a valid address under its outcome's verdict
     /// (invalid rows were counted in pass one).
     fn summarise(&mut self) {
-        for (id, o) in self.outcomes.iter().enumerate() {
+        for tally in self.book.ids.values() {
+            let o = &self.outcomes[tally.id];
             let verdict = o.as_ref().map_or(Verdict::Skipped, |o| o.verdict);
-            self.summary.add(verdict, u64::from(self.book.rows[id]));
+            self.summary.add(verdict, u64::from(tally.rows));
         }
     }
 
@@ -834,12 +967,19 @@ impl<'a> Run<'a> {
         open_reports: &mut OpenReports<'_>,
     ) -> Result<(), AuditError> {
         let mut writers = open_reports(context)?;
-        let mut seen = vec![false; self.outcomes.len()];
-        for (index, row) in self.source.rows(&self.opts.input, true)?.enumerate() {
-            let record = self.record(index, row?, &mut seen);
+        let mut unpacked_seen = HashSet::new();
+        let mut rows = self.source.rows(&self.opts.input, true)?;
+        let (mut row, mut record) = (
+            Row::default(),
+            SenderRecord::new(0, "", Verdict::Skipped, ""),
+        );
+        let mut index = 0;
+        while rows.read_into(&mut row)? {
+            self.record(index, &row, &mut unpacked_seen, &mut record);
             for w in writers.iter_mut() {
                 w.row(&record)?;
             }
+            index += 1;
         }
         for w in writers {
             w.finish()?;
@@ -847,60 +987,142 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The report row for input row `index`; `seen` marks the addresses
-    /// already reported, so later rows are flagged duplicate.
-    fn record(&self, index: usize, row: Row, seen: &mut [bool]) -> SenderRecord {
-        let invalid = |cell: &str, reason: String, extra: Vec<(String, String)>| {
-            let mut r =
-                SenderRecord::new(row.line, cell.to_string(), Verdict::InvalidAddress, reason);
-            r.extra = extra;
-            r
+    /// Fills `r` with the report row for input row `index`. Duplicates come
+    /// from the row's note; `unpacked_seen` marks the addresses already
+    /// reported among rows without an id in their note.
+    fn record(
+        &self,
+        index: usize,
+        row: &Row,
+        unpacked_seen: &mut HashSet<usize>,
+        r: &mut SenderRecord,
+    ) {
+        let invalid = |r: &mut SenderRecord, cell: &str, reason: &str| {
+            r.refill(
+                row.line,
+                cell,
+                None,
+                Verdict::InvalidAddress,
+                reason,
+                &row.extra,
+            );
         };
         let cell = match &row.cell {
-            Err(problem) => return invalid(&row.raw, problem.to_string(), row.extra),
+            Err(problem) => return invalid(r, &row.raw, &problem.to_string()),
             Ok(cell) => cell,
         };
-        let parsed = match address::parse_cell(cell) {
-            Err(e) => return invalid(cell, e.to_string(), row.extra),
-            Ok(parsed) => parsed,
-        };
-        let key = parsed.mailbox.normalized();
-        let id = match self.row_ids.get(index) {
-            Some(&id) if id != NO_ID => id as usize,
-            _ => self.book.ids[&key],
+        let note = self.row_notes.get(index).copied().unwrap_or(RowNote::NONE);
+        let (parsed, key);
+        let (address, domain, parse_flags, id, duplicate) = if note.verbatim() {
+            // The domain holds no '@' (the parser refuses a second one
+            // outside quotes), so the last '@' ends the local part.
+            let at = cell.rfind('@').map_or(0, |at| at + 1);
+            let (id, duplicate) = (note.id(), note.duplicate());
+            (cell.as_str(), &cell[at..], &[][..], id, duplicate)
+        } else {
+            parsed = match address::parse_cell(cell) {
+                Err(e) => return invalid(r, cell, &e.to_string()),
+                Ok(parsed) => parsed,
+            };
+            key = parsed.mailbox.normalized();
+            let (id, duplicate) = match note.id() {
+                Some(id) => (Some(id), note.duplicate()),
+                None => match self.book.ids.get(key.as_bytes()).map(|t| t.id) {
+                    Some(id) => (Some(id), !unpacked_seen.insert(id)),
+                    None => (None, false),
+                },
+            };
+            let domain = parsed.mailbox.domain().as_str();
+            (key.as_str(), domain, &parsed.flags[..], id, duplicate)
         };
         let unknown;
-        let o = match self.outcomes[id].as_deref() {
+        let o = match id.and_then(|id| self.outcomes[id].as_deref()) {
             Some(o) => o,
             None => {
                 unknown = Outcome::simple(Verdict::Skipped, "not decided");
                 &unknown
             }
         };
-        let mut r = SenderRecord::new(row.line, cell.clone(), o.verdict, o.reason.clone());
-        r.domain = Some(parsed.mailbox.domain().as_str().to_string());
-        r.address = Some(key);
-        r.flags = parsed.flags;
+        let names = Some((address, domain));
+        r.refill(row.line, cell, names, o.verdict, &o.reason, &row.extra);
+        r.flags.extend_from_slice(parse_flags);
         for f in &o.flags {
             if !r.flags.contains(f) {
                 r.flags.push(*f);
             }
         }
-        if seen[id] {
+        if duplicate {
             r.flags.push(Flag::Duplicate);
         }
-        seen[id] = true;
-        r.mx_hosts = o.mx_hosts.clone();
+        r.mx_hosts.clone_from(&o.mx_hosts);
         r.exim = o.exim;
         r.postfix = o.postfix;
-        r.evidence = o.evidence.clone();
-        r.transcript = o.transcript.clone();
-        r.extra = row.extra;
-        r
+        r.evidence.clone_from(&o.evidence);
+        r.transcript.clone_from(&o.transcript);
     }
 }
 
 /// Strings that identify the prober in a refusal: its HELO name.
 fn prober_tokens(opts: &CalloutOptions) -> Vec<String> {
     vec![opts.helo.as_str().to_string()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_note_round_trips_and_refuses_ids_that_do_not_fit() {
+        let n = RowNote::new(12, true, false);
+        assert_eq!(
+            (n.id(), n.duplicate(), n.verbatim()),
+            (Some(12), true, false)
+        );
+        let n = RowNote::new(0, false, true);
+        assert_eq!(
+            (n.id(), n.duplicate(), n.verbatim()),
+            (Some(0), false, true)
+        );
+        let last = (RowNote::ID - 1) as usize;
+        assert_eq!(RowNote::new(last, true, true).id(), Some(last));
+        for id in [RowNote::ID as usize, usize::MAX] {
+            let n = RowNote::new(id, true, true);
+            assert_eq!(n, RowNote::NONE);
+            assert_eq!((n.id(), n.duplicate(), n.verbatim()), (None, false, false));
+        }
+    }
+
+    #[test]
+    fn keys_inline_or_not_are_their_bytes() {
+        let short = "a".repeat(INLINE_KEY);
+        let long = "a".repeat(INLINE_KEY + 1);
+        assert!(matches!(Key::new(&short), Key::Inline { .. }));
+        assert!(matches!(Key::new(&long), Key::Heap(_)));
+        let mut ids: HashMap<Key, usize> = HashMap::new();
+        for (id, s) in ["", "a@b", &short, &long].into_iter().enumerate() {
+            assert_eq!(Key::new(s).as_bytes(), s.as_bytes());
+            ids.insert(Key::new(s), id);
+        }
+        assert_eq!(ids.get(long.as_bytes()), Some(&3));
+        assert_eq!(ids.get(short.as_bytes()), Some(&2));
+        assert_eq!(ids.get(&b"a@b"[..]), Some(&1));
+        assert_eq!(ids.get(&b"a@c"[..]), None);
+        assert!(std::mem::size_of::<Key>() <= 40);
+    }
+
+    #[test]
+    fn a_cell_spelled_as_its_key_is_parsed_once() {
+        let mut book = AddressBook::default();
+        let first = book.add_row("News <a@example.com>").unwrap();
+        assert_eq!((first.duplicate(), first.verbatim()), (false, false));
+        let tally = |book: &AddressBook| book.ids[&b"a@example.com"[..]];
+        assert_eq!(tally(&book).key_verbatim, None);
+        let second = book.add_row("a@example.com").unwrap();
+        assert_eq!((second.duplicate(), second.verbatim()), (true, true));
+        assert_eq!(tally(&book).key_verbatim, Some(true));
+        assert_eq!(book.add_row("a@example.com"), Some(second));
+        assert_eq!(book.add_row("a@"), None);
+        assert_eq!((tally(&book).id, tally(&book).rows), (0, 3));
+        assert_eq!(book.mailboxes.len(), 1);
+    }
 }

@@ -95,11 +95,73 @@ impl SenderRecord {
         }
     }
 
+    /// Makes this record the one [`SenderRecord::new`] would for another
+    /// row, with its address and domain (when the cell parsed) and the
+    /// passed-through columns, keeping the buffers: a run fills one record
+    /// per input row, and a million rows should not cost a million sets of
+    /// allocations.
+    pub fn refill(
+        &mut self,
+        line: u64,
+        input: &str,
+        names: Option<(&str, &str)>,
+        verdict: Verdict,
+        reason: &str,
+        extra: &[(String, String)],
+    ) {
+        // Destructured so a new field cannot be left over from the last row.
+        let SenderRecord {
+            line: line_,
+            input: input_,
+            address,
+            domain,
+            verdict: verdict_,
+            class,
+            reason: reason_,
+            flags,
+            extra: extra_,
+            mx_hosts,
+            exim,
+            postfix,
+            evidence,
+            transcript,
+            fix,
+        } = self;
+        *line_ = line;
+        set_text(input_, input);
+        match names {
+            Some((a, d)) => {
+                set_text(address.get_or_insert_with(String::new), a);
+                set_text(domain.get_or_insert_with(String::new), d);
+            }
+            None => (*address, *domain) = (None, None),
+        }
+        (*verdict_, *class) = (verdict, verdict.class());
+        set_text(reason_, reason);
+        flags.clear();
+        extra_.truncate(extra.len());
+        for ((k, v), (from_k, from_v)) in extra_.iter_mut().zip(extra) {
+            set_text(k, from_k);
+            set_text(v, from_v);
+        }
+        let reused = extra_.len();
+        extra_.extend_from_slice(&extra[reused..]);
+        mx_hosts.clear();
+        (*exim, *postfix, *evidence, *fix) = (None, None, None, None);
+        transcript.clear();
+    }
+
     /// Change the verdict, keeping `class` in step.
     pub fn set_verdict(&mut self, verdict: Verdict) {
         self.verdict = verdict;
         self.class = verdict.class();
     }
+}
+
+/// Replaces `to`'s text, reusing its buffer.
+pub(crate) fn set_text(to: &mut String, text: &str) {
+    to.clear();
+    to.push_str(text);
 }
 
 fn ordered_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
@@ -271,4 +333,40 @@ pub fn rfc3339(secs: i64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refill_leaves_nothing_of_the_last_row() {
+        let mut r = SenderRecord::new(2, "a@example.com", Verdict::Receivable, "ok");
+        r.address = Some("a@example.com".into());
+        r.domain = Some("example.com".into());
+        r.flags = vec![Flag::Duplicate];
+        r.extra = vec![("x".into(), "1".into()), ("y".into(), "2".into())];
+        r.mx_hosts = vec!["mx.example.com".into()];
+        r.exim = Some(Decision::Pass);
+        r.postfix = Some(Decision::Pass);
+        r.evidence = Some(Evidence {
+            mx_host: "mx.example.com".into(),
+            ip: "192.0.2.1".into(),
+            stage: Stage::RcptTo,
+            reply: vec!["250 ok".into()],
+        });
+        r.transcript = vec!["RCPT TO:<a@example.com>".into()];
+        r.fix = Some("none".into());
+        let extra = [("z".to_string(), "3".to_string())];
+        r.refill(7, "bad", None, Verdict::InvalidAddress, "no '@'", &extra);
+        let mut want = SenderRecord::new(7, "bad", Verdict::InvalidAddress, "no '@'");
+        want.extra = extra.to_vec();
+        assert_eq!(r, want);
+        let names = Some(("b@example.org", "example.org"));
+        r.refill(8, " b@example.org", names, Verdict::Skipped, "later", &[]);
+        let mut want = SenderRecord::new(8, " b@example.org", Verdict::Skipped, "later");
+        want.address = Some("b@example.org".into());
+        want.domain = Some("example.org".into());
+        assert_eq!(r, want);
+    }
 }

@@ -463,6 +463,45 @@ fn duplicates_each_get_their_own_result() {
     assert_eq!(stats["distinct_addresses"], 2);
 }
 
+/// Pass one skips the parse of a cell spelled exactly as an address it has
+/// seen (and pass two takes address and domain from such a cell): whatever
+/// spelling came first, every row must report what its own cell says.
+#[test]
+fn repeated_cells_report_their_own_flags() {
+    let input = "email\nNews <news@example.com>\nnews@example.com\n\
+                 \"\"\"a@b\"\"@Example.com\"\n\"\"\"a@b\"\"@example.com\"\n\"\"\"a@b\"\"@example.com\"\n\
+                 j\u{f6}rg@example.com\nj\u{f6}rg@example.com\n\
+                 news@[192.0.2.1]\nnews@[192.0.2.1]\nbad\nbad\n";
+    let run = audit(input.as_bytes(), &[]);
+    let flags = |l: u64| -> Vec<String> {
+        run.at(l)["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect()
+    };
+    let names = |l: u64| (run.at(l)["address"].clone(), run.at(l)["domain"].clone());
+    assert_eq!(flags(2), ["display-name-stripped"]);
+    assert_eq!(flags(3), ["duplicate"]);
+    assert_eq!(names(3), ("news@example.com".into(), "example.com".into()));
+    assert!(flags(4).is_empty());
+    assert_eq!(flags(5), ["duplicate"]);
+    assert_eq!(flags(6), ["duplicate"]);
+    assert_eq!(
+        names(6),
+        ("\"a@b\"@example.com".into(), "example.com".into())
+    );
+    assert_eq!(flags(7), ["needs-smtputf8"]);
+    assert_eq!(flags(8), ["needs-smtputf8", "duplicate"]);
+    assert_eq!(flags(10), ["address-literal", "duplicate"]);
+    assert_eq!(names(10), ("news@[192.0.2.1]".into(), "[192.0.2.1]".into()));
+    assert_eq!(verdict(run.at(12)), "invalid-address");
+    assert!(flags(12).is_empty());
+    let stats = &run.json.as_ref().unwrap()["stats"];
+    assert_eq!(stats["distinct_addresses"], 4);
+}
+
 #[test]
 fn stop_after_syntax_skips_valid_addresses() {
     let run = audit(b"email\na@example.com\nbad\n", &[]);
