@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-ABC}
-cargo build --release --bin sendercheck --example gen_senders --example bench_dns --example bench_callout
+cargo build --release --bin sendercheck --example gen_senders --example io_floor --example bench_dns --example bench_callout
 BIN=target/release/sendercheck
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sendercheck-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -37,6 +37,9 @@ print(len(d), "distinct domains")'
       "$(du -h "$WORK/outA/report.json" | cut -f1)"
     /usr/bin/time -f "python3 csv run $run: wall %es  user %Us  sys %Ss  peak RSS %M KB" \
       python3 -c "$PY" "$WORK/big.csv"
+    # The floor: the same two passes and same-size rows, with no validation.
+    /usr/bin/time -f "io_floor run $run: wall %es  user %Us  sys %Ss  peak RSS %M KB" \
+      target/release/examples/io_floor "$WORK/big.csv" "$WORK/floor.json" >/dev/null
   done
 fi
 
