@@ -50,5 +50,5 @@ fi
 
 if [[ $which == *C* ]]; then
   echo "== C: callouts"
-  timeout 900 target/release/examples/bench_callout 20000 2000 50 64
+  timeout 900 target/release/examples/bench_callout 20000 2000 50 100
 fi
