@@ -25,7 +25,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -320,7 +319,13 @@ def fix_proof(world, fix_file, senders):
             continue
         listed.add(f"{m.group(1)}@{m.group(2)}".lower())
     original = open(target).read()
-    shutil.copyfile(fix_file, target)
+    # Installed as an administrator would: a fixed address's old line (a
+    # :fail: or :defer: alias) is replaced, every other alias is kept.
+    kept = [line for line in original.splitlines(keepends=True)
+            if line.split(":", 1)[0].strip().lower() not in listed]
+    with open(target, "w") as f:
+        f.writelines(kept)
+        f.write(content if content.endswith("\n") else content + "\n")
     os.chmod(target, 0o644)
     try:
         probes = list(senders) + [f"not-listed-{os.getpid()}@{CPANEL_DOMAIN}"]

@@ -409,7 +409,12 @@ EOF
 # dsearch de-taints the domain before it becomes part of a file name.
 E2=$WORLD/run/exim-cpanel
 exim_dir "$E2"
-printf '# valiases for cpanel.test (cPanel format: local@domain: target)\n' > "$WORLD/valiases/cpanel.test"
+{
+    printf '# valiases for cpanel.test (cPanel format: local@domain: target)\n'
+    # cPanel "Fail" and a mailbox being moved: Exim's :fail: and :defer:.
+    printf 'gone@cpanel.test: :fail: No such person at this address\n'
+    printf 'moving@cpanel.test: :defer: Mailbox is being moved, try later\n'
+} > "$WORLD/valiases/cpanel.test"
 {
     exim_base "$E2" mx.cpanel.test 127.0.0.22
     cat <<EOF
