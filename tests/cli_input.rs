@@ -29,6 +29,16 @@ impl Run {
             .unwrap_or_else(|| panic!("no result for line {line}: {:#?}", self.results()))
     }
 
+    /// The flags of the result for `line`.
+    fn flags(&self, line: u64) -> Vec<String> {
+        self.at(line)["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect()
+    }
+
     fn lines(&self) -> Vec<u64> {
         self.results()
             .iter()
@@ -437,14 +447,7 @@ fn duplicates_each_get_their_own_result() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines(), [2, 3, 4, 5]);
-    let flags = |l: u64| -> Vec<String> {
-        run.at(l)["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap().to_string())
-            .collect()
-    };
+    let flags = |l: u64| run.flags(l);
     assert!(!flags(2).contains(&"duplicate".to_string()));
     assert!(
         flags(3).contains(&"duplicate".to_string()),
@@ -473,14 +476,7 @@ fn repeated_cells_report_their_own_flags() {
                  j\u{f6}rg@example.com\nj\u{f6}rg@example.com\n\
                  news@[192.0.2.1]\nnews@[192.0.2.1]\nbad\nbad\n";
     let run = audit(input.as_bytes(), &[]);
-    let flags = |l: u64| -> Vec<String> {
-        run.at(l)["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap().to_string())
-            .collect()
-    };
+    let flags = |l: u64| run.flags(l);
     let names = |l: u64| (run.at(l)["address"].clone(), run.at(l)["domain"].clone());
     assert_eq!(flags(2), ["display-name-stripped"]);
     assert_eq!(flags(3), ["duplicate"]);
