@@ -57,6 +57,11 @@ pub enum AttemptEnd {
     Reply(ReplyFacts),
     /// No usable reply: refused, timeout, reset, protocol error.
     Failed(String),
+    /// Not asked: the address needs an extension the server does not offer
+    /// (SMTPUTF8). A receiver's callout fails the same way without asking
+    /// (Exim: "533 no support for internationalised mailbox name"), so it
+    /// decides like a 5xx to RCPT.
+    Unsupported(String),
 }
 
 /// One MX address tried for one sender.
@@ -72,7 +77,7 @@ impl Attempt {
     pub fn reply(&self) -> Option<&ReplyFacts> {
         match &self.end {
             AttemptEnd::Reply(r) => Some(r),
-            AttemptEnd::Failed(_) => None,
+            AttemptEnd::Failed(_) | AttemptEnd::Unsupported(_) => None,
         }
     }
 
@@ -80,6 +85,7 @@ impl Attempt {
     pub fn decides_for_exim(&self) -> bool {
         match (&self.end, self.stage) {
             (AttemptEnd::Reply(r), Stage::RcptTo) => r.is_positive() || r.is_permanent(),
+            (AttemptEnd::Unsupported(_), Stage::RcptTo) => true,
             (AttemptEnd::Reply(r), Stage::Greeting | Stage::Helo | Stage::MailFrom) => {
                 r.is_permanent()
             }
@@ -92,6 +98,7 @@ impl Attempt {
     pub fn decides_for_postfix(&self) -> bool {
         match (&self.end, self.stage) {
             (AttemptEnd::Reply(r), Stage::RcptTo) => r.is_positive() || r.is_permanent(),
+            (AttemptEnd::Unsupported(_), Stage::RcptTo) => true,
             (AttemptEnd::Reply(r), Stage::Helo | Stage::MailFrom) => r.is_permanent(),
             _ => false,
         }
@@ -101,7 +108,7 @@ impl Attempt {
     pub fn describe(&self) -> String {
         let what = match &self.end {
             AttemptEnd::Reply(r) => r.lines.join(" / "),
-            AttemptEnd::Failed(why) => why.clone(),
+            AttemptEnd::Failed(why) | AttemptEnd::Unsupported(why) => why.clone(),
         };
         format!(
             "{} [{}] at {}: {}",

@@ -8,7 +8,7 @@
 //! alias on a server that is not the domain's mail host changes nothing.
 
 use crate::record::{SenderRecord, Stage};
-use crate::verdict::Verdict;
+use crate::verdict::{Flag, Verdict};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
@@ -41,6 +41,9 @@ pub enum Problem {
     PolicyRejected,
     /// The MX refused the session itself (5xx greeting or HELO).
     ServerRefusesSmtp,
+    /// The address needs SMTPUTF8 and its MX does not offer it. Fix: an
+    /// ASCII envelope sender, or SMTPUTF8 on the MX — not an alias.
+    Smtputf8NotOffered,
     NullSenderRejected,
     NullMx,
     NoDomain,
@@ -70,6 +73,7 @@ impl Problem {
             Problem::RelayDenied => "MX does not serve the domain (relay denied)",
             Problem::PolicyRejected => "MX refuses the address by policy",
             Problem::ServerRefusesSmtp => "MX refuses SMTP sessions",
+            Problem::Smtputf8NotOffered => "address needs SMTPUTF8, MX does not offer it",
             Problem::NullSenderRejected => "null sender MAIL FROM:<> refused",
             Problem::NullMx => "null MX (domain accepts no mail)",
             Problem::NoDomain => "domain does not exist",
@@ -84,6 +88,9 @@ impl Problem {
 /// Runs once per failing row of a possibly huge run, so it scans the text
 /// in place instead of building lower-cased copies.
 fn classify_refusal(record: &SenderRecord) -> Problem {
+    if record.flags.contains(&Flag::Smtputf8NotOffered) {
+        return Problem::Smtputf8NotOffered;
+    }
     let ev = record.evidence.as_ref();
     if let Some(ev) = ev {
         if matches!(ev.stage, Stage::Greeting | Stage::Helo | Stage::Connect) {
@@ -167,6 +174,10 @@ pub fn one_line(record: &SenderRecord) -> Option<String> {
         ),
         Problem::ServerRefusesSmtp => format!(
             "the MX {} refuses SMTP sessions: fix the mail server or point {domain}'s MX records at one that accepts mail",
+            mx_of(record)
+        ),
+        Problem::Smtputf8NotOffered => format!(
+            "the MX {} does not offer SMTPUTF8, so no receiver can verify {address}: send from an ASCII address, or enable SMTPUTF8 on the MX (Postfix: smtputf8_enable = yes; Exim: smtputf8_advertise_hosts = *)",
             mx_of(record)
         ),
         Problem::NullSenderRejected => format!(
@@ -575,6 +586,12 @@ fn explain(problem: Problem, domain: &str, mx: Option<&str>) -> String {
         Problem::ServerRefusesSmtp => format!(
             "{mx} rejects the SMTP session at the greeting or HELO, so nothing can be \
              delivered to {d}. Fix the server, or point {d}'s MX records at one that accepts mail."
+        ),
+        Problem::Smtputf8NotOffered => format!(
+            "These addresses have a non-ASCII local part, which may only be sent to a server \
+             that offers SMTPUTF8 (RFC 6531). {mx} does not, so no receiver can verify them \
+             (Exim's callout fails them) and no bounce can reach them. Send from ASCII \
+             addresses, or enable SMTPUTF8 on {mx}; an alias does not help."
         ),
         Problem::NullSenderRejected => format!(
             "{mx} refuses `MAIL FROM:<>`, the null sender that bounces and sender callouts \

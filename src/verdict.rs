@@ -142,6 +142,9 @@ pub enum Flag {
     Greylisted,
     /// The result comes from the persistent cache.
     Cached,
+    /// The address needs SMTPUTF8 and the MX does not offer it: no receiver
+    /// can verify it or send it a bounce there.
+    Smtputf8NotOffered,
 }
 
 impl Flag {
@@ -161,6 +164,7 @@ impl Flag {
             Flag::NoPostmaster => "no-postmaster",
             Flag::Greylisted => "greylisted",
             Flag::Cached => "cached",
+            Flag::Smtputf8NotOffered => "smtputf8-not-offered",
         }
     }
 }
@@ -195,7 +199,7 @@ impl Decision {
 // research/callout-semantics.md §7 (row numbers in comments).
 // ---------------------------------------------------------------------------
 
-use crate::evidence::{Attempt, ReplyFacts, SenderEvidence};
+use crate::evidence::{Attempt, AttemptEnd, ReplyFacts, SenderEvidence};
 use crate::record::Stage;
 use crate::smtp::EnhancedCode;
 
@@ -500,6 +504,23 @@ pub fn decide(ev: &SenderEvidence) -> Decided {
         );
     };
 
+    if let AttemptEnd::Unsupported(why) = &att.end {
+        // Not in the §7 table: an address that needs SMTPUTF8 at an MX that
+        // does not offer it. Exim's callout fails it without asking ("533 no
+        // support for internationalised mailbox name"); Postfix's probe
+        // bounces ("SMTPUTF8 is required, but was not offered").
+        flags.push(Flag::Smtputf8NotOffered);
+        return out(
+            Verdict::Unreceivable,
+            format!(
+                "{} does not offer SMTPUTF8, which this address needs (RFC 6531): {why}; Exim fails the callout (\"533 no support for internationalised mailbox name\")",
+                att.host
+            ),
+            postfix_decision(ev, false),
+            Some(att),
+            flags,
+        );
+    }
     let reply = att.reply().expect("deciding attempts carry a reply");
     let said = first_line(reply);
     match att.stage {

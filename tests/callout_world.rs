@@ -846,3 +846,81 @@ fn ipv6_mx_addresses_are_probed() {
     );
     w.assert_clean();
 }
+
+// ----------------------------------------------------------- SMTPUTF8
+
+/// RFC 6531 §3.4: a UTF-8 address goes out only in a transaction opened with
+/// `MAIL FROM:<> SMTPUTF8`, to a server that offers SMTPUTF8; a server that
+/// does not offer it never sees the address, and the sender fails as it
+/// would at Exim (whose callout fails it without asking).
+#[test]
+fn utf8_local_parts_use_smtputf8_or_are_not_sent() {
+    let mut z = Zone::new();
+    z.mx("utf.test", 10, "mx.utf.test");
+    z.mx("plain.test", 10, "mx.plain.test");
+    let w = MailWorld::start(
+        z,
+        vec![
+            (
+                "mx.utf.test",
+                ip(53, 10),
+                Script::default()
+                    .users(&["j\u{f6}rg", "news"])
+                    .smtputf8(true),
+            ),
+            (
+                "mx.plain.test",
+                ip(53, 11),
+                Script::default().users(&["j\u{f6}rg", "news"]),
+            ),
+        ],
+    );
+    let run = w.audit(
+        &[
+            "j\u{f6}rg@utf.test",
+            "news@utf.test",
+            "j\u{f6}rg@plain.test",
+            "news@plain.test",
+        ],
+        &[],
+    );
+    for sender in ["j\u{f6}rg@utf.test", "news@utf.test", "news@plain.test"] {
+        let r = run.result(sender);
+        assert_eq!(r["verdict"], "receivable", "{sender}: {r:#}");
+    }
+    let utf = w.log("mx.utf.test");
+    let mails = utf.verbs("MAIL");
+    assert!(
+        mails.contains(&"MAIL FROM:<> SMTPUTF8".to_string()),
+        "{mails:?}"
+    );
+    // ASCII-only transactions carry no parameter.
+    assert!(
+        mails.contains(&"MAIL FROM:<>".to_string()) || mails.len() == 1,
+        "{mails:?}"
+    );
+    let r = run.result("j\u{f6}rg@utf.test");
+    let flags = r["flags"].to_string();
+    assert!(flags.contains("needs-smtputf8"), "{r:#}");
+    assert!(r["transcript"].to_string().contains("SMTPUTF8"), "{r:#}");
+
+    // Exim's callout fails such an address without asking; so does
+    // Postfix's probe. The fix is not an alias.
+    let r = run.result("j\u{f6}rg@plain.test");
+    assert_eq!(r["verdict"], "unreceivable", "{r:#}");
+    assert_eq!(r["exim"], "fail", "{r:#}");
+    assert!(r["reason"].as_str().unwrap().contains("SMTPUTF8"), "{r:#}");
+    assert!(
+        r["flags"].to_string().contains("smtputf8-not-offered"),
+        "{r:#}"
+    );
+    let fix = r["fix"].as_str().unwrap();
+    assert!(fix.contains("ASCII") && !fix.contains("blackhole"), "{fix}");
+    let plain = w.log("mx.plain.test");
+    assert!(
+        plain.commands.iter().all(|(_, c)| c.is_ascii()),
+        "a UTF-8 address reached a server without SMTPUTF8: {:?}",
+        plain.commands
+    );
+    w.assert_clean();
+}

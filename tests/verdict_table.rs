@@ -1210,3 +1210,32 @@ fn field_replies_at_rcpt_land_on_their_rows() {
         assert_eq!(d.verdict, want, "{text:?}: {}", d.reason);
     }
 }
+
+// --- beyond §7: an address that needs SMTPUTF8 at an MX without it -----------
+
+#[test]
+fn smtputf8_not_offered_fails_like_exim_and_only_at_that_mx() {
+    let (mx1, mx2) = mx1_mx2();
+    let unsupported = |host: &str, n: u8| Attempt {
+        host: host.to_string(),
+        ip: ip(n),
+        stage: Stage::RcptTo,
+        end: AttemptEnd::Unsupported("not asked: no SMTPUTF8".to_string()),
+    };
+    let d = decide(&evidence(vec![unsupported(mx1, 1)]));
+    check(
+        &d,
+        Verdict::Unreceivable,
+        Decision::Fail,
+        Some(Decision::Fail),
+        &[Flag::Smtputf8NotOffered],
+    );
+    assert!(d.reason.contains("SMTPUTF8"), "{}", d.reason);
+    // A dead primary does not decide; the secondary without SMTPUTF8 does.
+    let d = decide(&evidence(vec![
+        failed(mx1, 1, Stage::Connect, "connection refused"),
+        unsupported(mx2, 2),
+    ]));
+    assert_eq!(d.verdict, Verdict::Unreceivable, "{}", d.reason);
+    assert_eq!(deciding_host(&d), mx2);
+}

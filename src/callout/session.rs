@@ -314,9 +314,13 @@ impl Engine<'_> {
         jobs: &mut [Job],
         queue: &mut VecDeque<usize>,
     ) -> ControlFlow<Leave> {
-        self.transactions.fetch_add(1, Ordering::Relaxed);
         let per_txn = self.opts.rcpt_per_transaction.max(1);
         let batch: Vec<usize> = queue.drain(..per_txn.min(queue.len())).collect();
+        let batch = self.drop_unsendable_utf8(session, visit, jobs, batch);
+        if batch.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        self.transactions.fetch_add(1, Ordering::Relaxed);
         let mail_lines = self.mail(session, visit, mail_from, jobs, &batch, queue)?;
         let paths: Vec<SmtpPath> = batch.iter().map(|&i| jobs[i].rcpt.clone()).collect();
         for _ in &paths {
@@ -358,9 +362,35 @@ impl Engine<'_> {
         ControlFlow::Continue(())
     }
 
-    /// `MAIL FROM`: it concerns the session, not a recipient, so a refusal
-    /// or failure answers for the batch and everyone still queued. Accepted,
-    /// it gives the lines each sender's transcript shows for it.
+    /// RFC 6531 §3.4: a UTF-8 address goes on the wire only to a server that
+    /// offers SMTPUTF8. To any other server the address is not sent at all;
+    /// its job records why (a receiver could not ask that server either).
+    /// Returns the rest of the batch.
+    fn drop_unsendable_utf8(
+        &self,
+        session: &Session,
+        visit: &Visit<'_>,
+        jobs: &mut [Job],
+        batch: Vec<usize>,
+    ) -> Vec<usize> {
+        if session.supports("SMTPUTF8") {
+            return batch;
+        }
+        let (utf8, ascii): (Vec<usize>, Vec<usize>) = batch
+            .into_iter()
+            .partition(|&i| jobs[i].rcpt.needs_smtputf8());
+        for i in utf8 {
+            let why = "not asked: the address needs SMTPUTF8 (RFC 6531) and this server does not offer it, so no client may send it here".to_string();
+            let end = AttemptEnd::Unsupported(why.clone());
+            visit.settle(&mut jobs[i], [format!("* {why}")], Stage::RcptTo, end);
+        }
+        ascii
+    }
+
+    /// `MAIL FROM` (with SMTPUTF8 when the batch needs it): it concerns the
+    /// session, not a recipient, so a refusal or failure answers for the
+    /// batch and everyone still queued. Accepted, it gives the lines each
+    /// sender's transcript shows for it.
     fn mail(
         &self,
         session: &mut Session,
@@ -370,8 +400,17 @@ impl Engine<'_> {
         batch: &[usize],
         queue: &VecDeque<usize>,
     ) -> ControlFlow<Leave, Vec<String>> {
-        let mail_line = format!("> MAIL FROM:<{}>", mail_from.as_str());
-        let mail = match session.mail_from(mail_from) {
+        // The parameter only where it is needed: a batch with a UTF-8 address
+        // (and then the server offers it: see `drop_unsendable_utf8`).
+        let smtputf8 = batch.iter().any(|&i| jobs[i].rcpt.needs_smtputf8());
+        let (mail_line, sent) = if smtputf8 {
+            let line = format!("> MAIL FROM:<{}> SMTPUTF8", mail_from.as_str());
+            (line, session.mail_from_smtputf8(mail_from))
+        } else {
+            let line = format!("> MAIL FROM:<{}>", mail_from.as_str());
+            (line, session.mail_from(mail_from))
+        };
+        let mail = match sent {
             Ok(r) => r,
             Err(e) => {
                 let why = session_failure(&e);

@@ -295,6 +295,7 @@ mod tests {
             Flag::NoPostmaster,
             Flag::Greylisted,
             Flag::Cached,
+            Flag::Smtputf8NotOffered,
         ];
         let decisions = [
             None,

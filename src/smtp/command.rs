@@ -58,6 +58,12 @@ impl SmtpPath {
         self.0.is_empty()
     }
 
+    /// A non-ASCII path may only be sent in a transaction opened with the
+    /// SMTPUTF8 parameter, to a server that offers it (RFC 6531 §3.4).
+    pub fn needs_smtputf8(&self) -> bool {
+        !self.0.is_ascii()
+    }
+
     /// The text inside the angle brackets (empty for `<>`).
     pub fn as_str(&self) -> &str {
         &self.0
@@ -139,14 +145,17 @@ pub enum Command {
     Ehlo(HeloName),
     Helo(HeloName),
     MailFrom(SmtpPath),
+    /// `MAIL FROM:<…> SMTPUTF8`: a transaction carrying a UTF-8 address.
+    MailFromSmtputf8(SmtpPath),
     RcptTo(SmtpPath),
     Rset,
     Quit,
 }
 
 impl Command {
-    /// The command as sent, CRLF included. `MAIL FROM` never carries
-    /// parameters (Exim never sends SIZE for sender verification).
+    /// The command as sent, CRLF included. `MAIL FROM` carries no parameter
+    /// but SMTPUTF8, and that only when a recipient needs it (Exim sends no
+    /// SIZE for sender verification).
     pub fn to_wire(&self) -> Vec<u8> {
         let line = self.to_string();
         // Defence in depth: the argument types make this impossible.
@@ -164,7 +173,7 @@ impl Command {
         match self {
             Command::Ehlo(_) => "EHLO",
             Command::Helo(_) => "HELO",
-            Command::MailFrom(_) => "MAIL",
+            Command::MailFrom(_) | Command::MailFromSmtputf8(_) => "MAIL",
             Command::RcptTo(_) => "RCPT",
             Command::Rset => "RSET",
             Command::Quit => "QUIT",
@@ -179,6 +188,7 @@ impl fmt::Display for Command {
             Command::Ehlo(h) => write!(f, "EHLO {h}"),
             Command::Helo(h) => write!(f, "HELO {h}"),
             Command::MailFrom(p) => write!(f, "MAIL FROM:{p}"),
+            Command::MailFromSmtputf8(p) => write!(f, "MAIL FROM:{p} SMTPUTF8"),
             Command::RcptTo(p) => write!(f, "RCPT TO:{p}"),
             Command::Rset => f.write_str("RSET"),
             Command::Quit => f.write_str("QUIT"),
@@ -198,6 +208,10 @@ mod tests {
             (Command::Ehlo(helo.clone()), "EHLO probe.example.org"),
             (Command::Helo(helo), "HELO probe.example.org"),
             (Command::MailFrom(SmtpPath::null()), "MAIL FROM:<>"),
+            (
+                Command::MailFromSmtputf8(SmtpPath::null()),
+                "MAIL FROM:<> SMTPUTF8",
+            ),
             (Command::RcptTo(rcpt), "RCPT TO:<news@example.com>"),
             (Command::Rset, "RSET"),
             (Command::Quit, "QUIT"),

@@ -213,7 +213,12 @@ impl Session {
 
     /// Whether the EHLO reply advertised PIPELINING (RFC 2920).
     pub fn supports_pipelining(&self) -> bool {
-        self.extensions.iter().any(|k| k == "PIPELINING")
+        self.supports("PIPELINING")
+    }
+
+    /// Whether the EHLO reply advertised `keyword` (upper-case).
+    pub fn supports(&self, keyword: &str) -> bool {
+        self.extensions.iter().any(|k| k == keyword)
     }
 
     /// EHLO keywords, upper-cased, without parameters (empty after HELO).
@@ -223,6 +228,12 @@ impl Session {
 
     pub fn mail_from(&mut self, from: &SmtpPath) -> Result<Reply, SessionError> {
         self.command(Command::MailFrom(from.clone()), "mail")
+    }
+
+    /// `MAIL FROM` with the SMTPUTF8 parameter (RFC 6531), for a transaction
+    /// that carries a UTF-8 address. Only when the server offers SMTPUTF8.
+    pub fn mail_from_smtputf8(&mut self, from: &SmtpPath) -> Result<Reply, SessionError> {
+        self.command(Command::MailFromSmtputf8(from.clone()), "mail")
     }
 
     pub fn rcpt_to(&mut self, to: &SmtpPath) -> Result<Reply, SessionError> {

@@ -137,6 +137,9 @@ pub struct Script {
     /// Advertise PIPELINING. Pipelined input is handled either way, as real
     /// servers read commands from a buffer.
     pub pipelining: bool,
+    /// Advertise SMTPUTF8 (RFC 6531). Either way, a UTF-8 address in a
+    /// transaction opened without the SMTPUTF8 parameter gets Postfix's 553.
+    pub smtputf8: bool,
     /// EHLO gets 500, so the client must fall back to HELO.
     pub ehlo_rejected: bool,
     /// Pause before every reply (benchmarks of a polite, slow server).
@@ -166,6 +169,7 @@ impl Default for Script {
             drop_after_commands: None,
             max_rcpt_per_txn: None,
             pipelining: true,
+            smtputf8: false,
             ehlo_rejected: false,
             reply_delay: Duration::ZERO,
             hostile: None,
@@ -233,6 +237,10 @@ impl Script {
         self.pipelining = on;
         self
     }
+    pub fn smtputf8(mut self, on: bool) -> Self {
+        self.smtputf8 = on;
+        self
+    }
     pub fn ehlo_rejected(mut self, on: bool) -> Self {
         self.ehlo_rejected = on;
         self
@@ -279,6 +287,9 @@ pub struct ServerLog {
     pub injected: bool,
     /// RCPT commands received.
     pub rcpt_count: usize,
+    /// A UTF-8 address arrived outside an SMTPUTF8 transaction (RFC 6531
+    /// §3.4 forbids the client to send it).
+    pub unannounced_utf8: bool,
 }
 
 impl ServerLog {
@@ -454,6 +465,8 @@ struct Session<'a> {
     greeted: bool,
     /// Reverse-path of the open transaction (empty string = null sender).
     sender: Option<String>,
+    /// The transaction was opened with the SMTPUTF8 parameter.
+    utf8_txn: bool,
     rcpts_in_txn: u32,
     accepted_in_txn: u32,
     commands: u32,
@@ -471,6 +484,7 @@ impl<'a> Session<'a> {
             peer,
             greeted: false,
             sender: None,
+            utf8_txn: false,
             rcpts_in_txn: 0,
             accepted_in_txn: 0,
             commands: 0,
@@ -604,6 +618,7 @@ impl<'a> Session<'a> {
 
     fn reset_txn(&mut self) {
         self.sender = None;
+        self.utf8_txn = false;
         self.rcpts_in_txn = 0;
         self.accepted_in_txn = 0;
     }
@@ -623,6 +638,9 @@ impl<'a> Session<'a> {
                 let mut ext = vec![host];
                 if self.script().pipelining {
                     ext.push("PIPELINING".into());
+                }
+                if self.script().smtputf8 {
+                    ext.push("SMTPUTF8".into());
                 }
                 ext.extend(["SIZE 10240000", "ENHANCEDSTATUSCODES", "8BITMIME"].map(String::from));
                 let last = ext.len() - 1;
@@ -666,6 +684,17 @@ impl<'a> Session<'a> {
         let Some(path) = parse_path(line, "MAIL FROM:") else {
             return self.reply("501 5.5.4 Syntax: MAIL FROM:<address>");
         };
+        let params = line.rsplit_once('>').map_or("", |(_, p)| p);
+        let utf8 = params
+            .split_ascii_whitespace()
+            .any(|p| p.eq_ignore_ascii_case("SMTPUTF8"));
+        if utf8 && !self.script().smtputf8 {
+            return self.reply("555 5.5.4 Unsupported option: SMTPUTF8");
+        }
+        if !path.is_ascii() && !utf8 {
+            lock(&self.sh.log).unannounced_utf8 = true;
+            return self.reply("553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+        }
         if path.is_empty() && self.script().null_sender == NullSender::RejectAtMail {
             return self.reply(NULL_SENDER_REJECT);
         }
@@ -678,6 +707,7 @@ impl<'a> Session<'a> {
             return self.reply(&text);
         }
         self.sender = Some(path);
+        self.utf8_txn = utf8;
         self.reply("250 2.1.0 Ok")
     }
 
@@ -689,6 +719,10 @@ impl<'a> Session<'a> {
         let Some(rcpt) = parse_path(line, "RCPT TO:") else {
             return self.reply("501 5.1.3 Bad recipient address syntax");
         };
+        if !rcpt.is_ascii() && !self.utf8_txn {
+            lock(&self.sh.log).unannounced_utf8 = true;
+            return self.reply("553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+        }
         self.rcpts_in_txn += 1;
         let reply = self.rcpt_verdict(&sender, &rcpt);
         if reply.starts_with('2') {

@@ -279,6 +279,11 @@ impl MailWorld {
             let log = s.log();
             assert!(!log.data_seen, "{name} saw DATA: {:?}", log.commands);
             assert!(
+                !log.unannounced_utf8,
+                "{name} got a UTF-8 address outside SMTPUTF8: {:?}",
+                log.commands
+            );
+            assert!(
                 !log.injected,
                 "{name} saw an injected line: {:?}",
                 log.commands
