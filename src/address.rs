@@ -217,6 +217,25 @@ fn syntax(msg: String) -> AddressError {
     AddressError::Syntax(msg)
 }
 
+/// The ASCII form of a normalised address that Exim sends to a server that
+/// does not offer SMTPUTF8 (its default `utf8_downconvert`): a non-ASCII
+/// local part becomes `xn--` plus its Punycode, as written (no case
+/// folding); the domain is already an A-label. `None` when the address is
+/// ASCII already (or cannot be converted).
+pub fn downconverted(address: &str) -> Option<String> {
+    if address.is_ascii() {
+        return None;
+    }
+    let (local, domain) = address.rsplit_once('@')?;
+    let local = if local.is_ascii() {
+        local.to_string()
+    } else {
+        format!("xn--{}", idna::punycode::encode_str(local)?)
+    };
+    let text = format!("{local}@{domain}");
+    text.is_ascii().then_some(text)
+}
+
 /// Parse one CSV cell into a mailbox (see the module doc for what a cell may
 /// hold around the address).
 pub fn parse_cell(cell: &str) -> Result<ParsedCell, AddressError> {
@@ -859,6 +878,20 @@ mod tests {
 
     fn err(s: &str) -> String {
         parse_cell(s).unwrap_err().to_string()
+    }
+
+    /// Observed from real Exim 4.96: `jörg@valid.test` is asked as
+    /// `RCPT TO:<xn--jrg-sna@valid.test>` of an MX without SMTPUTF8.
+    #[test]
+    fn downconversion_is_exims() {
+        assert_eq!(
+            downconverted("j\u{f6}rg@valid.test").as_deref(),
+            Some("xn--jrg-sna@valid.test")
+        );
+        assert_eq!(downconverted("news@valid.test"), None);
+        // Case is kept, as Exim keeps it.
+        let upper = downconverted("J\u{f6}rg@x.test").unwrap();
+        assert!(upper.starts_with("xn--J"), "{upper}");
     }
 
     #[test]

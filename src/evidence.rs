@@ -57,11 +57,6 @@ pub enum AttemptEnd {
     Reply(ReplyFacts),
     /// No usable reply: refused, timeout, reset, protocol error.
     Failed(String),
-    /// Not asked: the address needs an extension the server does not offer
-    /// (SMTPUTF8). A receiver's callout fails the same way without asking
-    /// (Exim: "533 no support for internationalised mailbox name"), so it
-    /// decides like a 5xx to RCPT.
-    Unsupported(String),
 }
 
 /// One MX address tried for one sender.
@@ -77,7 +72,7 @@ impl Attempt {
     pub fn reply(&self) -> Option<&ReplyFacts> {
         match &self.end {
             AttemptEnd::Reply(r) => Some(r),
-            AttemptEnd::Failed(_) | AttemptEnd::Unsupported(_) => None,
+            AttemptEnd::Failed(_) => None,
         }
     }
 
@@ -85,7 +80,6 @@ impl Attempt {
     pub fn decides_for_exim(&self) -> bool {
         match (&self.end, self.stage) {
             (AttemptEnd::Reply(r), Stage::RcptTo) => r.is_positive() || r.is_permanent(),
-            (AttemptEnd::Unsupported(_), Stage::RcptTo) => true,
             (AttemptEnd::Reply(r), Stage::Greeting | Stage::Helo | Stage::MailFrom) => {
                 r.is_permanent()
             }
@@ -98,7 +92,6 @@ impl Attempt {
     pub fn decides_for_postfix(&self) -> bool {
         match (&self.end, self.stage) {
             (AttemptEnd::Reply(r), Stage::RcptTo) => r.is_positive() || r.is_permanent(),
-            (AttemptEnd::Unsupported(_), Stage::RcptTo) => true,
             (AttemptEnd::Reply(r), Stage::Helo | Stage::MailFrom) => r.is_permanent(),
             _ => false,
         }
@@ -108,7 +101,7 @@ impl Attempt {
     pub fn describe(&self) -> String {
         let what = match &self.end {
             AttemptEnd::Reply(r) => r.lines.join(" / "),
-            AttemptEnd::Failed(why) | AttemptEnd::Unsupported(why) => why.clone(),
+            AttemptEnd::Failed(why) => why.clone(),
         };
         format!(
             "{} [{}] at {}: {}",
@@ -147,4 +140,7 @@ pub struct SenderEvidence {
     /// Every MX of every domain in the run refused or timed out the
     /// connection: outbound port 25 is probably blocked here.
     pub egress_blocked: bool,
+    /// The address needs SMTPUTF8, the MX that answered last does not offer
+    /// it, so the RCPT went out downconverted as Exim sends it.
+    pub smtputf8_downconverted: bool,
 }

@@ -41,8 +41,9 @@ pub enum Problem {
     PolicyRejected,
     /// The MX refused the session itself (5xx greeting or HELO).
     ServerRefusesSmtp,
-    /// The address needs SMTPUTF8 and its MX does not offer it. Fix: an
-    /// ASCII envelope sender, or SMTPUTF8 on the MX — not an alias.
+    /// The address needs SMTPUTF8, its MX does not offer it, and refuses the
+    /// downconverted form Exim asks for. Fix: an ASCII envelope sender, or
+    /// SMTPUTF8 on the MX.
     Smtputf8NotOffered,
     NullSenderRejected,
     NullMx,
@@ -177,8 +178,9 @@ pub fn one_line(record: &SenderRecord) -> Option<String> {
             mx_of(record)
         ),
         Problem::Smtputf8NotOffered => format!(
-            "the MX {} does not offer SMTPUTF8, so no receiver can verify {address}: send from an ASCII address, or enable SMTPUTF8 on the MX (Postfix: smtputf8_enable = yes; Exim: smtputf8_advertise_hosts = *)",
-            mx_of(record)
+            "the MX {} does not offer SMTPUTF8, so Exim receivers ask it about <{}> and Postfix receivers give up: send from an ASCII address, or enable SMTPUTF8 on the MX (Postfix: smtputf8_enable = yes; Exim: smtputf8_advertise_hosts = *)",
+            mx_of(record),
+            crate::address::downconverted(address).unwrap_or_else(|| address.to_string())
         ),
         Problem::NullSenderRejected => format!(
             "the MX {} must accept MAIL FROM:<> (RFC 5321 §4.5.5): Exim callouts reject every sender of {domain} until it does",
@@ -589,9 +591,9 @@ fn explain(problem: Problem, domain: &str, mx: Option<&str>) -> String {
         ),
         Problem::Smtputf8NotOffered => format!(
             "These addresses have a non-ASCII local part, which may only be sent to a server \
-             that offers SMTPUTF8 (RFC 6531). {mx} does not, so no receiver can verify them \
-             (Exim's callout fails them) and no bounce can reach them. Send from ASCII \
-             addresses, or enable SMTPUTF8 on {mx}; an alias does not help."
+             that offers SMTPUTF8 (RFC 6531). {mx} does not: Exim receivers ask it about a \
+             downconverted form (`xn--…`) instead, which it refuses, and Postfix receivers \
+             give up. Send from ASCII addresses, or enable SMTPUTF8 on {mx}."
         ),
         Problem::NullSenderRejected => format!(
             "{mx} refuses `MAIL FROM:<>`, the null sender that bounces and sender callouts \

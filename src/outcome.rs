@@ -139,8 +139,7 @@ pub(crate) fn callout_outcome(
         stage: a.stage,
         reply: match &a.end {
             crate::evidence::AttemptEnd::Reply(r) => r.lines.clone(),
-            crate::evidence::AttemptEnd::Failed(why)
-            | crate::evidence::AttemptEnd::Unsupported(why) => vec![why.clone()],
+            crate::evidence::AttemptEnd::Failed(why) => vec![why.clone()],
         },
     });
     let mut outcome = Outcome {

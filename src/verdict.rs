@@ -142,8 +142,8 @@ pub enum Flag {
     Greylisted,
     /// The result comes from the persistent cache.
     Cached,
-    /// The address needs SMTPUTF8 and the MX does not offer it: no receiver
-    /// can verify it or send it a bounce there.
+    /// The address needs SMTPUTF8 and the MX does not offer it: receivers
+    /// ask it about a downconverted address (Exim) or give up (Postfix).
     Smtputf8NotOffered,
 }
 
@@ -199,7 +199,7 @@ impl Decision {
 // research/callout-semantics.md §7 (row numbers in comments).
 // ---------------------------------------------------------------------------
 
-use crate::evidence::{Attempt, AttemptEnd, ReplyFacts, SenderEvidence};
+use crate::evidence::{Attempt, ReplyFacts, SenderEvidence};
 use crate::record::Stage;
 use crate::smtp::EnhancedCode;
 
@@ -423,6 +423,23 @@ fn postfix_decision(ev: &SenderEvidence, null_refused: bool) -> Option<Decision>
 
 /// Decide one sender from what its callout observed.
 pub fn decide(ev: &SenderEvidence) -> Decided {
+    let mut d = decide_by_table(ev);
+    if ev.smtputf8_downconverted {
+        // Not in the §7 table: a UTF-8 address at an MX without SMTPUTF8.
+        // Exim asks for the downconverted address and judges that answer;
+        // Postfix's probe (smtputf8_autodetect_classes includes verify)
+        // bounces: "SMTPUTF8 is required, but was not offered".
+        d.flags.push(Flag::Smtputf8NotOffered);
+        d.postfix = Some(Decision::Fail);
+        d.reason.push_str(
+            "; the MX does not offer SMTPUTF8, so the address was asked as Exim asks it, local part downconverted to xn--… (Postfix's probe would bounce: SMTPUTF8 required but not offered)",
+        );
+    }
+    d
+}
+
+/// The §7 decision table proper.
+fn decide_by_table(ev: &SenderEvidence) -> Decided {
     let (exim, exim_deciding) = model_decision(&ev.null_sender, exim_decides);
     let mut flags = Vec::new();
     let out = |verdict: Verdict,
@@ -504,23 +521,6 @@ pub fn decide(ev: &SenderEvidence) -> Decided {
         );
     };
 
-    if let AttemptEnd::Unsupported(why) = &att.end {
-        // Not in the §7 table: an address that needs SMTPUTF8 at an MX that
-        // does not offer it. Exim's callout fails it without asking ("533 no
-        // support for internationalised mailbox name"); Postfix's probe
-        // bounces ("SMTPUTF8 is required, but was not offered").
-        flags.push(Flag::Smtputf8NotOffered);
-        return out(
-            Verdict::Unreceivable,
-            format!(
-                "{} does not offer SMTPUTF8, which this address needs (RFC 6531): {why}; Exim fails the callout (\"533 no support for internationalised mailbox name\")",
-                att.host
-            ),
-            postfix_decision(ev, false),
-            Some(att),
-            flags,
-        );
-    }
     let reply = att.reply().expect("deciding attempts carry a reply");
     let said = first_line(reply);
     match att.stage {

@@ -850,14 +850,15 @@ fn ipv6_mx_addresses_are_probed() {
 // ----------------------------------------------------------- SMTPUTF8
 
 /// RFC 6531 §3.4: a UTF-8 address goes out only in a transaction opened with
-/// `MAIL FROM:<> SMTPUTF8`, to a server that offers SMTPUTF8; a server that
-/// does not offer it never sees the address, and the sender fails as it
-/// would at Exim (whose callout fails it without asking).
+/// `MAIL FROM:<> SMTPUTF8`, to a server that offers SMTPUTF8. Of a server
+/// that does not, it is asked as real Exim asks (local part downconverted to
+/// `xn--…`), and Postfix's model fails it (its probe bounces).
 #[test]
-fn utf8_local_parts_use_smtputf8_or_are_not_sent() {
+fn utf8_local_parts_use_smtputf8_or_exims_downconversion() {
     let mut z = Zone::new();
     z.mx("utf.test", 10, "mx.utf.test");
     z.mx("plain.test", 10, "mx.plain.test");
+    z.mx("alias.test", 10, "mx.alias.test");
     let w = MailWorld::start(
         z,
         vec![
@@ -873,6 +874,12 @@ fn utf8_local_parts_use_smtputf8_or_are_not_sent() {
                 ip(53, 11),
                 Script::default().users(&["j\u{f6}rg", "news"]),
             ),
+            // Knows the downconverted form (an alias for it).
+            (
+                "mx.alias.test",
+                ip(53, 12),
+                Script::default().users(&["xn--jrg-sna"]),
+            ),
         ],
     );
     let run = w.audit(
@@ -881,46 +888,62 @@ fn utf8_local_parts_use_smtputf8_or_are_not_sent() {
             "news@utf.test",
             "j\u{f6}rg@plain.test",
             "news@plain.test",
+            "j\u{f6}rg@alias.test",
         ],
         &[],
     );
     for sender in ["j\u{f6}rg@utf.test", "news@utf.test", "news@plain.test"] {
         let r = run.result(sender);
         assert_eq!(r["verdict"], "receivable", "{sender}: {r:#}");
+        assert!(
+            !r["flags"].to_string().contains("smtputf8-not-offered"),
+            "{r:#}"
+        );
     }
-    let utf = w.log("mx.utf.test");
-    let mails = utf.verbs("MAIL");
+    let mails = w.log("mx.utf.test").verbs("MAIL");
     assert!(
         mails.contains(&"MAIL FROM:<> SMTPUTF8".to_string()),
         "{mails:?}"
     );
-    // ASCII-only transactions carry no parameter.
+    let rcpts = w.log("mx.utf.test").verbs("RCPT");
     assert!(
-        mails.contains(&"MAIL FROM:<>".to_string()) || mails.len() == 1,
-        "{mails:?}"
+        rcpts.contains(&"RCPT TO:<j\u{f6}rg@utf.test>".to_string()),
+        "{rcpts:?}"
     );
-    let r = run.result("j\u{f6}rg@utf.test");
-    let flags = r["flags"].to_string();
-    assert!(flags.contains("needs-smtputf8"), "{r:#}");
-    assert!(r["transcript"].to_string().contains("SMTPUTF8"), "{r:#}");
 
-    // Exim's callout fails such an address without asking; so does
-    // Postfix's probe. The fix is not an alias.
+    // No SMTPUTF8: the server never sees UTF-8, only the downconverted form,
+    // and does not know it.
+    let plain = w.log("mx.plain.test");
+    assert!(
+        plain.commands.iter().all(|(_, c)| c.is_ascii()),
+        "UTF-8 reached a server without SMTPUTF8: {:?}",
+        plain.commands
+    );
+    assert!(plain
+        .verbs("RCPT")
+        .contains(&"RCPT TO:<xn--jrg-sna@plain.test>".to_string()));
     let r = run.result("j\u{f6}rg@plain.test");
     assert_eq!(r["verdict"], "unreceivable", "{r:#}");
     assert_eq!(r["exim"], "fail", "{r:#}");
-    assert!(r["reason"].as_str().unwrap().contains("SMTPUTF8"), "{r:#}");
+    assert_eq!(r["postfix"], "fail", "{r:#}");
     assert!(
         r["flags"].to_string().contains("smtputf8-not-offered"),
         "{r:#}"
     );
     let fix = r["fix"].as_str().unwrap();
-    assert!(fix.contains("ASCII") && !fix.contains("blackhole"), "{fix}");
-    let plain = w.log("mx.plain.test");
     assert!(
-        plain.commands.iter().all(|(_, c)| c.is_ascii()),
-        "a UTF-8 address reached a server without SMTPUTF8: {:?}",
-        plain.commands
+        fix.contains("xn--jrg-sna@plain.test") && fix.contains("SMTPUTF8"),
+        "{fix}"
+    );
+
+    // The downconverted form exists: Exim passes, Postfix still fails.
+    let r = run.result("j\u{f6}rg@alias.test");
+    assert_eq!(r["verdict"], "receivable", "{r:#}");
+    assert_eq!(r["exim"], "pass", "{r:#}");
+    assert_eq!(r["postfix"], "fail", "{r:#}");
+    assert!(
+        r["transcript"].to_string().contains("downconverted"),
+        "{r:#}"
     );
     w.assert_clean();
 }

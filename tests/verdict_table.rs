@@ -1213,16 +1213,24 @@ fn field_replies_at_rcpt_land_on_their_rows() {
 
 // --- beyond §7: an address that needs SMTPUTF8 at an MX without it -----------
 
+/// The RCPT went out downconverted (as Exim sends it): Exim's decision is the
+/// server's answer to that; Postfix's probe bounces whatever the answer.
 #[test]
-fn smtputf8_not_offered_fails_like_exim_and_only_at_that_mx() {
-    let (mx1, mx2) = mx1_mx2();
-    let unsupported = |host: &str, n: u8| Attempt {
-        host: host.to_string(),
-        ip: ip(n),
-        stage: Stage::RcptTo,
-        end: AttemptEnd::Unsupported("not asked: no SMTPUTF8".to_string()),
-    };
-    let d = decide(&evidence(vec![unsupported(mx1, 1)]));
+fn smtputf8_downconverted_keeps_exims_answer_and_fails_postfix() {
+    let (mx1, _) = mx1_mx2();
+    let mut ev = evidence(vec![at(mx1, 1, Stage::RcptTo, ok_rcpt())]);
+    ev.smtputf8_downconverted = true;
+    let d = decide(&ev);
+    check(
+        &d,
+        Verdict::Receivable,
+        Decision::Pass,
+        Some(Decision::Fail),
+        &[Flag::Smtputf8NotOffered],
+    );
+    let mut ev = evidence(vec![at(mx1, 1, Stage::RcptTo, exim_unrouteable())]);
+    ev.smtputf8_downconverted = true;
+    let d = decide(&ev);
     check(
         &d,
         Verdict::Unreceivable,
@@ -1231,11 +1239,4 @@ fn smtputf8_not_offered_fails_like_exim_and_only_at_that_mx() {
         &[Flag::Smtputf8NotOffered],
     );
     assert!(d.reason.contains("SMTPUTF8"), "{}", d.reason);
-    // A dead primary does not decide; the secondary without SMTPUTF8 does.
-    let d = decide(&evidence(vec![
-        failed(mx1, 1, Stage::Connect, "connection refused"),
-        unsupported(mx2, 2),
-    ]));
-    assert_eq!(d.verdict, Verdict::Unreceivable, "{}", d.reason);
-    assert_eq!(deciding_host(&d), mx2);
 }

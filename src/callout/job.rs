@@ -34,6 +34,9 @@ pub(super) struct Job {
     pub(super) transcript: Vec<String>,
     /// Set once the job has a definitive answer (2xx/5xx at RCPT, 5xx at HELO/MAIL).
     pub(super) done: bool,
+    /// The RCPT was last sent downconverted ([`SmtpPath::downconverted`]),
+    /// to a server without SMTPUTF8.
+    pub(super) downconverted: bool,
 }
 
 impl Job {
@@ -44,6 +47,25 @@ impl Job {
             attempts: Vec::new(),
             transcript: Vec::new(),
             done: false,
+            downconverted: false,
+        }
+    }
+
+    /// The path to send in RCPT: as written, or, to a server that does not
+    /// offer SMTPUTF8, downconverted as Exim does. Remembers which.
+    pub(super) fn wire_rcpt(&mut self, server_offers_smtputf8: bool) -> SmtpPath {
+        let converted = (!server_offers_smtputf8)
+            .then(|| self.rcpt.downconverted())
+            .flatten();
+        self.downconverted = converted.is_some();
+        converted.unwrap_or_else(|| self.rcpt.clone())
+    }
+
+    /// The path as last sent.
+    pub(super) fn sent_rcpt(&self) -> SmtpPath {
+        match self.rcpt.downconverted() {
+            Some(p) if self.downconverted => p,
+            _ => self.rcpt.clone(),
         }
     }
 

@@ -54,6 +54,20 @@ fn reply_lines(reply: &Reply) -> impl Iterator<Item = String> {
     reply.wire_lines().into_iter().map(|l| format!("< {l}"))
 }
 
+/// The transcript lines of a job's RCPT: the command as sent, after a note
+/// when the address went out downconverted.
+fn rcpt_lines(job: &Job) -> Vec<String> {
+    let mut lines = Vec::with_capacity(2);
+    if job.downconverted {
+        lines.push(format!(
+            "* no SMTPUTF8 offered: asking for <{}> as Exim does (local part downconverted)",
+            job.rcpt.as_str()
+        ));
+    }
+    lines.push(format!("> RCPT TO:<{}>", job.sent_rcpt().as_str()));
+    lines
+}
+
 /// One session's peer, and the transcript lines (connect, greeting, hello)
 /// that every job it answers starts with.
 struct Visit<'v> {
@@ -316,13 +330,12 @@ impl Engine<'_> {
     ) -> ControlFlow<Leave> {
         let per_txn = self.opts.rcpt_per_transaction.max(1);
         let batch: Vec<usize> = queue.drain(..per_txn.min(queue.len())).collect();
-        let batch = self.drop_unsendable_utf8(session, visit, jobs, batch);
-        if batch.is_empty() {
-            return ControlFlow::Continue(());
-        }
         self.transactions.fetch_add(1, Ordering::Relaxed);
+        // RFC 6531 §3.4: UTF-8 goes on the wire only to a server that offers
+        // SMTPUTF8; to any other, Exim downconverts the local part.
+        let smtputf8 = session.supports("SMTPUTF8");
+        let paths: Vec<SmtpPath> = batch.iter().map(|&i| jobs[i].wire_rcpt(smtputf8)).collect();
         let mail_lines = self.mail(session, visit, mail_from, jobs, &batch, queue)?;
-        let paths: Vec<SmtpPath> = batch.iter().map(|&i| jobs[i].rcpt.clone()).collect();
         for _ in &paths {
             self.politeness.rate(&visit.host.name);
         }
@@ -362,31 +375,6 @@ impl Engine<'_> {
         ControlFlow::Continue(())
     }
 
-    /// RFC 6531 §3.4: a UTF-8 address goes on the wire only to a server that
-    /// offers SMTPUTF8. To any other server the address is not sent at all;
-    /// its job records why (a receiver could not ask that server either).
-    /// Returns the rest of the batch.
-    fn drop_unsendable_utf8(
-        &self,
-        session: &Session,
-        visit: &Visit<'_>,
-        jobs: &mut [Job],
-        batch: Vec<usize>,
-    ) -> Vec<usize> {
-        if session.supports("SMTPUTF8") {
-            return batch;
-        }
-        let (utf8, ascii): (Vec<usize>, Vec<usize>) = batch
-            .into_iter()
-            .partition(|&i| jobs[i].rcpt.needs_smtputf8());
-        for i in utf8 {
-            let why = "not asked: the address needs SMTPUTF8 (RFC 6531) and this server does not offer it, so no client may send it here".to_string();
-            let end = AttemptEnd::Unsupported(why.clone());
-            visit.settle(&mut jobs[i], [format!("* {why}")], Stage::RcptTo, end);
-        }
-        ascii
-    }
-
     /// `MAIL FROM` (with SMTPUTF8 when the batch needs it): it concerns the
     /// session, not a recipient, so a refusal or failure answers for the
     /// batch and everyone still queued. Accepted, it gives the lines each
@@ -400,9 +388,9 @@ impl Engine<'_> {
         batch: &[usize],
         queue: &VecDeque<usize>,
     ) -> ControlFlow<Leave, Vec<String>> {
-        // The parameter only where it is needed: a batch with a UTF-8 address
-        // (and then the server offers it: see `drop_unsendable_utf8`).
-        let smtputf8 = batch.iter().any(|&i| jobs[i].rcpt.needs_smtputf8());
+        // The parameter only where it is needed: a batch that sends a UTF-8
+        // address (to a server that offers SMTPUTF8; see `Job::wire_rcpt`).
+        let smtputf8 = batch.iter().any(|&i| jobs[i].sent_rcpt().needs_smtputf8());
         let (mail_line, sent) = if smtputf8 {
             let line = format!("> MAIL FROM:<{}> SMTPUTF8", mail_from.as_str());
             (line, session.mail_from_smtputf8(mail_from))
@@ -464,11 +452,11 @@ impl Engine<'_> {
                 let why = broken
                     .map(session_failure)
                     .unwrap_or_else(|| "no reply to RCPT".to_string());
-                let rcpt_line = format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str());
                 let lines = mail_lines
                     .iter()
                     .cloned()
-                    .chain([rcpt_line, format!("* {why}")]);
+                    .chain(rcpt_lines(&jobs[i]))
+                    .chain([format!("* {why}")]);
                 let end = AttemptEnd::Failed(why);
                 visit.settle(&mut jobs[i], lines, Stage::RcptTo, end);
                 continue;
@@ -483,11 +471,10 @@ impl Engine<'_> {
                     requeue.push(i);
                 }
                 _ => {
-                    let rcpt_line = format!("> RCPT TO:<{}>", jobs[i].rcpt.as_str());
                     let lines = mail_lines
                         .iter()
                         .cloned()
-                        .chain(std::iter::once(rcpt_line))
+                        .chain(rcpt_lines(&jobs[i]))
                         .chain(reply_lines(reply));
                     let end = AttemptEnd::Reply(facts(reply));
                     visit.settle(&mut jobs[i], lines, Stage::RcptTo, end);

@@ -64,6 +64,12 @@ impl SmtpPath {
         !self.0.is_ascii()
     }
 
+    /// The ASCII form Exim sends to a server that does not offer SMTPUTF8
+    /// ([`address::downconverted`]). `None` when nothing needs converting.
+    pub fn downconverted(&self) -> Option<SmtpPath> {
+        address::downconverted(&self.0).map(SmtpPath)
+    }
+
     /// The text inside the angle brackets (empty for `<>`).
     pub fn as_str(&self) -> &str {
         &self.0
