@@ -96,7 +96,9 @@ def ask_exim(address, world=None):
     """One fake SMTP session; the RCPT answer carries the callout's result."""
     world = world or world_dir()
     conf = os.path.join(world, "run/exim-oracle/exim.conf")
-    script = (f"EHLO client.test\r\nMAIL FROM:<{safe(address)}>\r\n"
+    # A UTF-8 sender is presented the lawful way, with SMTPUTF8 (RFC 6531).
+    param = "" if address.isascii() else " SMTPUTF8"
+    script = (f"EHLO client.test\r\nMAIL FROM:<{safe(address)}>{param}\r\n"
               f"RCPT TO:<{ORACLE_RCPT}>\r\nQUIT\r\n")
     at = time.time()
     p = subprocess.run(in_ns([EXIM, "-C", conf, "-bhc", "127.0.0.1"]),

@@ -414,6 +414,7 @@ exim_dir "$E2"
     # cPanel "Fail" and a mailbox being moved: Exim's :fail: and :defer:.
     printf 'gone@cpanel.test: :fail: No such person at this address\n'
     printf 'moving@cpanel.test: :defer: Mailbox is being moved, try later\n'
+    printf 'j\303\266rg@cpanel.test: :blackhole:\n'
 } > "$WORLD/valiases/cpanel.test"
 {
     exim_base "$E2" mx.cpanel.test 127.0.0.22
