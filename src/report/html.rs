@@ -164,7 +164,6 @@ impl HtmlReport {
     }
 }
 
-/// One horizontal CSS bar: label, bar scaled to `max`, count.
 /// Entries shown per list of the changes section.
 const CHANGES_SHOWN: usize = 200;
 
@@ -204,6 +203,7 @@ fn changes(ch: &crate::record::Changes) -> String {
     c
 }
 
+/// One horizontal CSS bar: label, bar scaled to `max`, count.
 fn bar(label: &str, n: u64, max: u64, class: &str) -> String {
     let pct = (n * 100).checked_div(max).unwrap_or(0);
     format!(
