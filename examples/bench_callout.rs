@@ -20,19 +20,10 @@ use std::time::Duration;
 const RATE: f64 = 50.0;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let senders: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
-    let domains: usize = args
-        .get(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2_000)
-        .max(1);
-    let hosts: usize = args
-        .get(3)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50)
-        .clamp(1, 200);
-    let concurrency: String = args.get(4).cloned().unwrap_or_else(|| "64".to_string());
+    let senders = bench_util::arg(1, 20_000);
+    let domains = bench_util::arg(2, 2_000).max(1);
+    let hosts = bench_util::arg(3, 50).clamp(1, 200);
+    let concurrency = bench_util::arg(4, 64).to_string();
     let per_domain = senders.div_ceil(domains);
     let bin = bench_util::binary();
 

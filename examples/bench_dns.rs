@@ -15,13 +15,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let domains: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(50_000);
-    let hosts: usize = args
-        .get(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500)
-        .max(1);
+    let domains = bench_util::arg(1, 50_000);
+    let hosts = bench_util::arg(2, 500).max(1);
     let bin = bench_util::binary();
 
     let mut zone = Zone::new();

@@ -303,6 +303,15 @@ pub struct PreviousRun {
     pub complete: bool,
 }
 
+impl PreviousRun {
+    /// `run 3 (2026-11-28T02:00:00Z)`, with `, incomplete` when it was cut
+    /// short: how every report names it.
+    pub fn describe(&self) -> String {
+        let incomplete = if self.complete { "" } else { ", incomplete" };
+        format!("run {} ({}{incomplete})", self.id, self.started_at)
+    }
+}
+
 /// One address whose state is listed in [`Changes`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {

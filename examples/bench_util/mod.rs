@@ -7,6 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Positional argument `n` (1-based) as a number, or `default` when absent
+/// or unreadable.
+pub fn arg(n: usize, default: usize) -> usize {
+    std::env::args()
+        .nth(n)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `target/<profile>/sendercheck`, next to this example's own directory.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");

@@ -34,9 +34,9 @@ pub(super) struct Job {
     pub(super) transcript: Vec<String>,
     /// Set once the job has a definitive answer (2xx/5xx at RCPT, 5xx at HELO/MAIL).
     pub(super) done: bool,
-    /// The RCPT was last sent downconverted ([`SmtpPath::downconverted`]),
-    /// to a server without SMTPUTF8.
-    pub(super) downconverted: bool,
+    /// The downconverted path ([`SmtpPath::downconverted`]) when the RCPT
+    /// was last sent that way, to a server without SMTPUTF8.
+    asked_as: Option<SmtpPath>,
 }
 
 impl Job {
@@ -47,26 +47,27 @@ impl Job {
             attempts: Vec::new(),
             transcript: Vec::new(),
             done: false,
-            downconverted: false,
+            asked_as: None,
         }
     }
 
     /// The path to send in RCPT: as written, or, to a server that does not
     /// offer SMTPUTF8, downconverted as Exim does. Remembers which.
     pub(super) fn wire_rcpt(&mut self, server_offers_smtputf8: bool) -> SmtpPath {
-        let converted = (!server_offers_smtputf8)
+        self.asked_as = (!server_offers_smtputf8)
             .then(|| self.rcpt.downconverted())
             .flatten();
-        self.downconverted = converted.is_some();
-        converted.unwrap_or_else(|| self.rcpt.clone())
+        self.sent_rcpt().clone()
     }
 
     /// The path as last sent.
-    pub(super) fn sent_rcpt(&self) -> SmtpPath {
-        match self.rcpt.downconverted() {
-            Some(p) if self.downconverted => p,
-            _ => self.rcpt.clone(),
-        }
+    pub(super) fn sent_rcpt(&self) -> &SmtpPath {
+        self.asked_as.as_ref().unwrap_or(&self.rcpt)
+    }
+
+    /// Whether the RCPT was last sent downconverted.
+    pub(super) fn downconverted(&self) -> bool {
+        self.asked_as.is_some()
     }
 
     pub(super) fn record(&mut self, attempt: Attempt) {

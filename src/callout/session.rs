@@ -58,7 +58,7 @@ fn reply_lines(reply: &Reply) -> impl Iterator<Item = String> {
 /// when the address went out downconverted.
 fn rcpt_lines(job: &Job) -> Vec<String> {
     let mut lines = Vec::with_capacity(2);
-    if job.downconverted {
+    if job.downconverted() {
         lines.push(format!(
             "* no SMTPUTF8 offered: asking for <{}> as Exim does (local part downconverted)",
             job.rcpt.as_str()

@@ -93,7 +93,7 @@ impl TaskContext<'_> {
             domain: self.controls(jobs, self.job_domain[j]),
             prober_tokens: self.tokens.to_vec(),
             egress_blocked: false,
-            smtputf8_downconverted: job.downconverted,
+            smtputf8_downconverted: job.downconverted(),
         };
         CalloutResult {
             evidence,

@@ -170,10 +170,8 @@ const CHANGES_SHOWN: usize = 200;
 /// "Changes since the last run": what a nightly reader looks for first.
 fn changes(ch: &crate::record::Changes) -> String {
     let mut c = format!(
-        "<section class=\"changes\">\n<h2>Changes since the last run</h2>\n<p>Compared with run {} ({}{}): <strong>{} newly failing</strong> · {} newly fixed · {} still failing</p>\n",
-        ch.previous_run.id,
-        esc(&ch.previous_run.started_at),
-        if ch.previous_run.complete { "" } else { ", incomplete" },
+        "<section class=\"changes\">\n<h2>Changes since the last run</h2>\n<p>Compared with {}: <strong>{} newly failing</strong> · {} newly fixed · {} still failing</p>\n",
+        esc(&ch.previous_run.describe()),
         ch.newly_failing.len(),
         ch.newly_fixed.len(),
         ch.still_failing.len()

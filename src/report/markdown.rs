@@ -119,10 +119,8 @@ const CHANGES_SHOWN: usize = 50;
 /// "Changes since the last run" as a section with one table.
 fn changes(ch: &crate::record::Changes) -> String {
     let mut c = format!(
-        "\n### Changes since the last run\n\nCompared with run {} ({}{}): **{} newly failing** · {} newly fixed · {} still failing\n",
-        ch.previous_run.id,
-        esc(&ch.previous_run.started_at),
-        if ch.previous_run.complete { "" } else { ", incomplete" },
+        "\n### Changes since the last run\n\nCompared with {}: **{} newly failing** · {} newly fixed · {} still failing\n",
+        esc(&ch.previous_run.describe()),
         ch.newly_failing.len(),
         ch.newly_fixed.len(),
         ch.still_failing.len()

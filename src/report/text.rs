@@ -99,14 +99,8 @@ const CHANGES_SHOWN: usize = 20;
 /// "Changes since the last run".
 fn changes(ch: &crate::record::Changes) -> String {
     let mut c = format!(
-        "\nChanges since run {} ({}{}): {} newly failing · {} newly fixed · {} still failing\n",
-        ch.previous_run.id,
-        ch.previous_run.started_at,
-        if ch.previous_run.complete {
-            ""
-        } else {
-            ", incomplete"
-        },
+        "\nChanges since {}: {} newly failing · {} newly fixed · {} still failing\n",
+        ch.previous_run.describe(),
         ch.newly_failing.len(),
         ch.newly_fixed.len(),
         ch.still_failing.len()
